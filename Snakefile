@@ -1,0 +1,19 @@
+# videoconcepts: find the spatiotemporal concepts a video transformer uses.
+# Thin on purpose: configuration and path helpers live in workflow/rules/common.smk,
+# one rule file per stage, all logic in the videoconcepts package.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/decode.smk"
+include: "workflow/rules/features.smk"
+
+
+rule all:
+    input:
+        skipped_table(),
+        feature_stores(),
+    default_target: True

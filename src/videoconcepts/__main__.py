@@ -1,0 +1,3 @@
+from videoconcepts.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""Locate model checkpoints and read their configs without importing torch.
+
+The Snakefile uses this at parse time (input size defaults, early errors for missing
+checkpoints), so it must stay light: json files only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DEMO = "demo"
+DEMO_DIR = Path(__file__).parent / "demo" / "weights"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class MissingCheckpointError(FileNotFoundError):
+    """A checkpoint cannot be found locally; the message says where we looked."""
+
+
+def resolve_checkpoint(spec: str) -> Path | str:
+    """``"demo"`` to the shipped weights, a directory to itself, anything else is a hub id."""
+    if spec == DEMO:
+        return DEMO_DIR
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")):
+        return path
+    return spec
+
+
+def _checkpoint_file(spec: str, filename: str) -> Path | None:
+    where = resolve_checkpoint(spec)
+    if isinstance(where, Path):
+        if not where.is_dir():
+            raise MissingCheckpointError(f"checkpoint {spec!r}: directory {where} does not exist")
+        candidate = where / filename
+        return candidate if candidate.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(where, filename)
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def read_model_config(spec: str) -> dict[str, Any]:
+    """The checkpoint's ``config.json`` as a dict; raises if it is not available offline."""
+    path = _checkpoint_file(spec, "config.json")
+    if path is None:
+        raise MissingCheckpointError(
+            f"checkpoint {spec!r}: no config.json found (not a local directory with a saved "
+            "model, and not in the Hugging Face cache; download it first on a machine "
+            "with network access, e.g. `hf download <id>`)"
+        )
+    return json.loads(path.read_text())
+
+
+def normalisation(spec: str) -> tuple[list[float], list[float]]:
+    """Pixel mean and std from the checkpoint's preprocessor config (ImageNet if absent)."""
+    path = _checkpoint_file(spec, "preprocessor_config.json")
+    processor = json.loads(path.read_text()) if path else {}
+    return (
+        list(processor.get("image_mean", IMAGENET_MEAN)),
+        list(processor.get("image_std", IMAGENET_STD)),
+    )
+
+
+def input_defaults(spec: str) -> dict[str, int]:
+    """Frames per clip and square input size the model expects, from its config."""
+    config = read_model_config(spec)
+    return {"num_frames": int(config["num_frames"]), "size": int(config["image_size"])}
+
+
+def checkpoint_files(spec: str) -> list[str]:
+    """Files of a local checkpoint (rule inputs, so replaced weights rerun features).
+
+    Raises :class:`MissingCheckpointError` when the checkpoint cannot be found offline.
+    """
+    read_model_config(spec)
+    where = resolve_checkpoint(spec)
+    if not isinstance(where, Path):
+        return []
+    return sorted(str(p) for p in where.iterdir() if p.is_file())

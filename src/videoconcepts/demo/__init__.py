@@ -1,0 +1,1 @@
+"""The built-in demo: a small VideoMAE trained on the synthetic event videos."""

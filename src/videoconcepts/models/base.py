@@ -1,0 +1,205 @@
+"""The model adapter interface: what every video-transformer family must declare.
+
+An adapter knows a family's token grid, heads, hook points and preprocessing, and
+captures per-head keys/queries/values plus residual-stream tokens for chosen layers in
+one forward pass. Hooks only read activations; they never change the model's output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+HeadKind = Literal["keys", "queries", "values"]
+HEAD_KINDS: tuple[HeadKind, ...] = ("keys", "queries", "values")
+
+
+@dataclass(frozen=True)
+class TokenGrid:
+    """Patch-token layout (T', H', W') of one clip, excluding special tokens."""
+
+    frames: int
+    height: int
+    width: int
+
+    @property
+    def size(self) -> int:
+        return self.frames * self.height * self.width
+
+
+@dataclass
+class Capture:
+    """Activations of one batch. Head tensors are (B, L, heads, T', H', W', head_dim),
+    residual tokens (B, L, T', H', W', hidden); L indexes the requested layers."""
+
+    logits: torch.Tensor
+    heads: dict[HeadKind, torch.Tensor]
+    residual: torch.Tensor | None
+
+
+class ModelAdapter(ABC):
+    """Wraps one loaded model; subclasses declare where a family keeps its projections."""
+
+    family: str
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        self.model = model.eval()
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+
+    # --- what a family declares -------------------------------------------------
+    @property
+    @abstractmethod
+    def num_layers(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def num_heads(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def num_frames(self) -> int:
+        """Frames per clip the model expects."""
+
+    @property
+    @abstractmethod
+    def image_size(self) -> int:
+        """Square input side in pixels."""
+
+    @property
+    @abstractmethod
+    def grid(self) -> TokenGrid: ...
+
+    @property
+    @abstractmethod
+    def num_special_tokens(self) -> int:
+        """Tokens before the patch tokens (CLS and the like) in every layer's sequence."""
+
+    @abstractmethod
+    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
+        """The module whose output holds all heads' ``kind`` for ``layer`` as (B, N, heads*dim)."""
+
+    @abstractmethod
+    def block(self, layer: int) -> nn.Module:
+        """The transformer block whose output is the residual stream after ``layer``."""
+
+    @abstractmethod
+    def pixel_values(self, frames: torch.Tensor) -> torch.Tensor:
+        """Model input from normalised float frames (B, T, 3, H, W)."""
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def class_names(self) -> list[str]:
+        id2label = getattr(self.model.config, "id2label", None) or {}
+        return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(self.num_classes)]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.config.num_labels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # --- shared behaviour ---------------------------------------------------------
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, H, W, 3), already resized and cropped, to model input."""
+        if frames.shape[1:] != (self.num_frames, self.image_size, self.image_size, 3):
+            raise ValueError(
+                f"{self.family} expects clips of shape (T={self.num_frames}, "
+                f"{self.image_size}, {self.image_size}, 3), got {tuple(frames.shape[1:])}"
+            )
+        x = frames.to(self.device, torch.float32) / 255.0
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        x = (x - mean) / std
+        return self.pixel_values(x.permute(0, 1, 4, 2, 3).contiguous())
+
+    def _autocast(self) -> torch.autocast:
+        # bf16 autocast on CUDA; plain fp32 on CPU keeps results exact.
+        on_cuda = self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_cuda)
+
+    @torch.inference_mode()
+    def logits(self, frames: torch.Tensor) -> torch.Tensor:
+        """Plain forward pass: uint8 frames (B, T, H, W, 3) to logits (B, classes), fp32."""
+        with self._autocast():
+            return self.model(pixel_values=self.preprocess(frames)).logits.float()
+
+    def _to_grid(self, tokens: torch.Tensor, split_heads: bool) -> torch.Tensor:
+        """(B, N, D) sequence to (B, heads, T', H', W', dim) or (B, T', H', W', D)."""
+        g = self.grid
+        patches = tokens[:, self.num_special_tokens :].float()
+        if patches.shape[1] != g.size:
+            raise RuntimeError(
+                f"{self.family}: expected {g.size} patch tokens, hook saw {patches.shape[1]}"
+            )
+        if not split_heads:
+            return patches.reshape(-1, g.frames, g.height, g.width, patches.shape[-1])
+        grid = patches.reshape(-1, g.frames, g.height, g.width, self.num_heads, self.head_dim)
+        return grid.permute(0, 4, 1, 2, 3, 5)
+
+    @contextmanager
+    def _hooks(
+        self, layers: Sequence[int], kinds: Sequence[HeadKind], residual: bool
+    ) -> Iterator[dict[tuple[str, int], torch.Tensor]]:
+        seen: dict[tuple[str, int], torch.Tensor] = {}
+
+        def keep(name: str, layer: int, split_heads: bool):
+            def hook(_module, _inputs, output):
+                out = output[0] if isinstance(output, tuple) else output
+                seen[(name, layer)] = self._to_grid(out.detach(), split_heads)
+
+            return hook
+
+        handles = []
+        try:
+            for layer in layers:
+                for kind in kinds:
+                    module = self.projection(layer, kind)
+                    handles.append(module.register_forward_hook(keep(kind, layer, True)))
+                if residual:
+                    hook = keep("residual", layer, False)
+                    handles.append(self.block(layer).register_forward_hook(hook))
+            yield seen
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @torch.inference_mode()
+    def capture(
+        self,
+        frames: torch.Tensor,
+        layers: Sequence[int] | None = None,
+        kinds: Sequence[HeadKind] = ("keys",),
+        residual: bool = True,
+    ) -> Capture:
+        """One forward pass returning logits and the requested activations (fp32)."""
+        layers = list(range(self.num_layers)) if layers is None else list(layers)
+        bad = [layer for layer in layers if not 0 <= layer < self.num_layers]
+        if bad:
+            raise ValueError(f"layers {bad} out of range for a {self.num_layers}-layer model")
+        pixels = self.preprocess(frames)
+        with self._hooks(layers, kinds, residual) as seen, self._autocast():
+            logits = self.model(pixel_values=pixels).logits.float()
+        expected = len(layers) * (len(kinds) + int(residual))
+        if len(seen) != expected:
+            raise RuntimeError(
+                f"{self.family}: only {len(seen)} of {expected} hooks fired; the model's "
+                "forward bypasses the declared projection modules"
+            )
+        heads = {kind: torch.stack([seen[(kind, lyr)] for lyr in layers], 1) for kind in kinds}
+        res = torch.stack([seen[("residual", lyr)] for lyr in layers], 1) if residual else None
+        return Capture(logits=logits, heads=heads, residual=res)

@@ -1,0 +1,52 @@
+"""Resolve each stage's settings from the workflow config and name its output folder.
+
+Hyperparameters that change a stage's results go into a short hash in that stage's
+output path, so earlier variants stay on disk and switching back reuses them. The
+resolved values are also written into each store's attributes. No torch here: the
+Snakefile imports this at parse time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from videoconcepts.checkpoints import input_defaults
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Eight hex digits naming a resolved settings dict (key order does not matter)."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
+    """Decode settings with the model's own input size and clip length filled in."""
+    decode = config["decode"]
+    defaults = input_defaults(config["model"]["checkpoint"])
+    return {
+        "num_frames": decode.get("num_frames") or defaults["num_frames"],
+        "frame_stride": decode["frame_stride"],
+        "clip_start": decode["clip_start"],
+        "size": decode.get("size") or defaults["size"],
+    }
+
+
+def resolve_features(config: dict[str, Any]) -> dict[str, Any]:
+    """Feature settings that shape the stored results (batch size and device do not)."""
+    features = config["features"]
+    return {
+        "checkpoint": config["model"]["checkpoint"],
+        "layers": features.get("layers"),
+        "heads": list(features["heads"]),
+        "residual": features["residual"],
+        "dtype": features["dtype"],
+        "videos_per_job": features["videos_per_job"],
+    }
+
+
+def shards(ids: list[str], per_job: int) -> list[list[str]]:
+    """Split sorted video ids into consecutive groups of at most ``per_job``."""
+    ordered = sorted(ids)
+    return [ordered[i : i + per_job] for i in range(0, len(ordered), per_job)]

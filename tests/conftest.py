@@ -1,0 +1,49 @@
+"""Shared fixtures: small real H.264 videos and a tiny saved VideoMAE checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+from videoconcepts.synthetic import write_mp4
+
+
+def gradient_frames(n_frames: int, height: int, width: int) -> np.ndarray:
+    """Frames whose pixels encode (frame, row, col), so sampling and cropping are checkable."""
+    t, y, x = np.meshgrid(np.arange(n_frames), np.arange(height), np.arange(width), indexing="ij")
+    frames = np.stack(
+        [t * 255 // max(1, n_frames - 1), y * 255 // (height - 1), x * 255 // (width - 1)], axis=-1
+    )
+    return frames.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("videos")
+    write_mp4(root / "wide.mp4", gradient_frames(40, 48, 64), fps=20)
+    write_mp4(root / "short.mp4", gradient_frames(6, 32, 32), fps=20)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A random 2-layer VideoMAE saved like a downloaded checkpoint (4 frames, 32 px)."""
+    torch.manual_seed(0)
+    config = VideoMAEConfig(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+    )
+    path = tmp_path_factory.mktemp("tiny_videomae")
+    VideoMAEForVideoClassification(config).save_pretrained(path)
+    return path

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from videoconcepts.checkpoints import DEMO, MissingCheckpointError, input_defaults
+from videoconcepts.models import load_adapter
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_checkpoint):
+    return load_adapter(str(tiny_checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return torch.randint(
+        0, 256, (3, 4, 32, 32, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8
+    )
+
+
+def test_capture_shapes(adapter, clips):
+    captured = adapter.capture(clips, layers=[1, 0], kinds=["keys", "values"], residual=True)
+    assert captured.logits.shape == (3, 3)
+    assert set(captured.heads) == {"keys", "values"}
+    assert captured.heads["keys"].shape == (3, 2, 4, 2, 4, 4, 8)  # B, L, heads, T', H', W', C
+    assert captured.residual.shape == (3, 2, 2, 4, 4, 32)
+
+
+def test_hooks_do_not_change_logits(adapter, clips):
+    plain = adapter.logits(clips)
+    captured = adapter.capture(clips, kinds=["keys", "queries", "values"], residual=True)
+    assert torch.equal(captured.logits, plain)
+    # and no hook is left behind on the model
+    assert all(not m._forward_hooks for m in adapter.model.modules())
+
+
+def test_captured_keys_match_the_models_own_key_projection(adapter, clips):
+    """Keys on the grid equal the layer's key Linear applied to its normed input."""
+    layer = adapter.model.videomae.encoder.layer[1]
+    seen = {}
+    handle = layer.attention.attention.register_forward_pre_hook(
+        lambda _m, args: seen.setdefault("x", args[0])
+    )
+    captured = adapter.capture(clips, layers=[1], kinds=["keys"], residual=False)
+    handle.remove()
+    with torch.inference_mode():
+        keys = layer.attention.attention.key(seen["x"])  # (B, N, heads*dim), tokens t-major
+    token = 1 * 16 + 2 * 4 + 3  # t'=1, h'=2, w'=3 on the 2x4x4 grid
+    head = 2
+    expected = keys[:, token, head * 8 : (head + 1) * 8]
+    torch.testing.assert_close(captured.heads["keys"][:, 0, head, 1, 2, 3], expected)
+
+
+def test_batch_rows_are_independent(adapter, clips):
+    whole = adapter.capture(clips, layers=[0], residual=False).heads["keys"]
+    alone = adapter.capture(clips[1:2], layers=[0], residual=False).heads["keys"]
+    torch.testing.assert_close(whole[1:2], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_wrong_clip_shape_and_layer_are_rejected(adapter):
+    with pytest.raises(ValueError, match="expects clips of shape"):
+        adapter.logits(torch.zeros(1, 4, 48, 48, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="out of range"):
+        adapter.capture(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8), layers=[2])
+
+
+def test_demo_checkpoint_is_shipped_and_small():
+    from videoconcepts.checkpoints import DEMO_DIR
+
+    weights = DEMO_DIR / "model.safetensors"
+    assert weights.stat().st_size <= 10 * 2**20
+    assert input_defaults(DEMO) == {"num_frames": 16, "size": 64}
+
+
+def test_missing_checkpoint_is_reported(tmp_path):
+    with pytest.raises(MissingCheckpointError, match="does not exist"):
+        load_adapter(str(tmp_path / "nope"))
+    with pytest.raises(MissingCheckpointError, match="not in the Hugging Face cache"):
+        load_adapter("someone/not-downloaded-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingCheckpointError, match="no config.json"):
+        load_adapter(str(tmp_path / "empty"))

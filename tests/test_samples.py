@@ -1,0 +1,57 @@
+import pytest
+
+from videoconcepts.samples import SampleSheetError, load_samples
+
+
+@pytest.fixture()
+def videos(tmp_path):
+    (tmp_path / "clips").mkdir()
+    for name in ("a.mp4", "b.mp4", "notes.txt"):
+        (tmp_path / "clips" / name).write_bytes(b"x")
+    return tmp_path
+
+
+def test_sheet_paths_are_relative_to_the_sheet(videos):
+    sheet = videos / "sheet.tsv"
+    sheet.write_text("path\tid\tlabel\nclips/a.mp4\tfirst\tjump\nclips/b.mp4\tsecond\t\n")
+    table = load_samples(sheet)
+    assert list(table["id"]) == ["first", "second"]
+    assert table["path"][0] == str(videos / "clips" / "a.mp4")
+    assert list(table["label"]) == ["jump", ""]
+
+
+def test_csv_without_ids_uses_file_stems(videos):
+    sheet = videos / "sheet.csv"
+    sheet.write_text("path\nclips/b.mp4\nclips/a.mp4\n")
+    assert list(load_samples(sheet)["id"]) == ["b", "a"]
+
+
+def test_folder_and_glob_list_only_videos(videos):
+    assert list(load_samples(videos / "clips")["id"]) == ["a", "b"]
+    assert list(load_samples(str(videos / "clips" / "b*"))["id"]) == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("path\tid\nclips/a.mp4\tx\nclips/b.mp4\tx\n", "duplicate ids: x"),
+        ("path\nclips/a.mp4\nclips/gone.mp4\n", "missing video files: .*gone.mp4"),
+        ("file\nclips/a.mp4\n", "needs a 'path' column"),
+        ("path\tcolour\nclips/a.mp4\tred\n", "unknown sample sheet columns: colour"),
+        ("path\tid\nclips/a.mp4\tbad id\n", "ids must be"),
+        ("path\n", "no samples"),
+    ],
+)
+def test_bad_sheets_are_rejected_with_the_reason(videos, content, message):
+    sheet = videos / "sheet.tsv"
+    sheet.write_text(content)
+    with pytest.raises(SampleSheetError, match=message) as err:
+        load_samples(sheet)
+    assert "sheet.tsv" in str(err.value)
+
+
+def test_missing_source_and_empty_folder(tmp_path):
+    with pytest.raises(SampleSheetError, match="no such sample sheet"):
+        load_samples(tmp_path / "nope.tsv")
+    with pytest.raises(SampleSheetError, match="no video files"):
+        load_samples(tmp_path)

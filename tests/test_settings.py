@@ -1,0 +1,30 @@
+from videoconcepts.settings import resolve_decode, settings_hash, shards
+
+
+def test_hash_ignores_key_order_but_not_values():
+    a = {"num_frames": 16, "frame_stride": 2}
+    assert settings_hash(a) == settings_hash(dict(reversed(a.items())))
+    assert settings_hash(a) != settings_hash({"num_frames": 16, "frame_stride": 3})
+    assert settings_hash({"x": [1, 2]}) != settings_hash({"x": [2, 1]})
+    assert len(settings_hash(a)) == 8
+
+
+def test_decode_defaults_come_from_the_model():
+    config = {
+        "model": {"checkpoint": "demo"},
+        "decode": {"num_frames": None, "frame_stride": 2, "clip_start": "center", "size": None},
+    }
+    assert resolve_decode(config) == {
+        "num_frames": 16,
+        "frame_stride": 2,
+        "clip_start": "center",
+        "size": 64,
+    }
+    config["decode"]["size"] = 96
+    assert resolve_decode(config)["size"] == 96
+
+
+def test_shards_cover_every_id_once_in_sorted_order():
+    ids = [f"v{i}" for i in (5, 3, 9, 1, 7)]
+    parts = shards(ids, 2)
+    assert parts == [["v1", "v3"], ["v5", "v7"], ["v9"]]

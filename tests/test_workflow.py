@@ -1,0 +1,169 @@
+"""The workflow through the Snakemake CLI: dry-run plans (reruns) and a real tiny run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from videoconcepts.features import open_features
+from videoconcepts.stores import open_store
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def write_config(workdir: Path, **overrides) -> dict:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["demo"]["videos_per_event"] = 1
+    config["features"]["videos_per_job"] = 4
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def planned(workdir: Path, *targets: str) -> dict[str, int]:
+    """Rule name -> number of jobs a dry run would execute."""
+    out = run_snakemake(workdir, "-n", "--quiet", "rules", *targets).stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", out, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("run")
+    write_config(workdir)
+    run_snakemake(workdir)
+    return workdir
+
+
+def test_fresh_plan_runs_every_stage(tmp_path):
+    write_config(tmp_path)
+    assert planned(tmp_path) == {
+        "all": 1,
+        "demo_data": 1,
+        "decode": 6,
+        "features": 2,
+        "skipped_videos": 1,
+        "total": 11,
+    }
+
+
+def test_run_produces_complete_stores(finished_run):
+    stores = sorted((finished_run / "results" / "features").glob("*/shard-*.zarr"))
+    assert [s.name for s in stores] == ["shard-000.zarr", "shard-001.zarr"]
+    ids = [i for s in stores for i in open_features(s).attrs["video_ids"]]
+    assert ids == [f"vid{i:04d}" for i in range(6)]
+    shard = open_features(stores[0])
+    assert shard["keys"].shape == (4, 4, 4, 8, 8, 8, 16)
+    assert shard["residual"].shape == (4, 4, 8, 8, 8, 64)
+    # the demo model recognises its own synthetic events
+    truth = open_store(finished_run / "results/demo/n1-seed0/ground_truth.zarr", "ground_truth")
+    labels = truth["labels"][...]
+    predicted = [open_features(s)["logits"][...].argmax(1) for s in stores]
+    assert (labels == list(predicted[0]) + list(predicted[1])).mean() >= 5 / 6
+    skipped = next((finished_run / "results" / "decode").glob("*/skipped.tsv"))
+    assert skipped.read_text().splitlines() == ["id\tpath\treason"]
+    for rule in ("decode", "features"):
+        assert list((finished_run / "results" / "logs" / rule).rglob("*.log"))
+        assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv"))
+    assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
+
+
+def test_nothing_to_do_after_a_run(finished_run):
+    assert planned(finished_run) == {}
+
+
+def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_path):
+    shutil.copytree(finished_run / "results", tmp_path / "results")
+    shutil.copytree(finished_run / ".snakemake", tmp_path / ".snakemake")
+    write_config(tmp_path, decode={"clip_start": "start"})
+    plan = planned(tmp_path)
+    assert plan == {"all": 1, "decode": 6, "features": 2, "skipped_videos": 1, "total": 10}
+    write_config(tmp_path, features={"heads": ["keys", "values"]})
+    assert planned(tmp_path) == {"all": 1, "features": 2, "total": 3}
+    # settings that do not change results do not rerun anything
+    write_config(tmp_path, features={"batch_size": 3})
+    assert planned(tmp_path) == {}
+
+
+def test_single_stage_can_be_targeted(finished_run, tmp_path):
+    write_config(tmp_path)
+    plan = planned(tmp_path, "--until", "decode")
+    assert plan == {"decode": 6, "demo_data": 1, "total": 7}
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    write_config(tmp_path, decode={"frame_stride": "two"})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0 and "frame_stride" in result.stderr
+    write_config(tmp_path, decode={"frames": 8})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0 and "'frames' was unexpected" in result.stderr
+    write_config(tmp_path, model={"checkpoint": str(tmp_path / "no-model")})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0 and "no-model" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
+    (tmp_path / "clips").mkdir()
+    shutil.copy(video_dir / "wide.mp4", tmp_path / "clips" / "good.mp4")
+    (tmp_path / "clips" / "broken.mp4").write_text("not a video")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("path\nclips/good.mp4\nclips/broken.mp4\n")
+    write_config(tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64})
+    failed = run_snakemake(tmp_path, check=False)
+    assert failed.returncode != 0
+    log = next((tmp_path / "results/logs/decode").rglob("broken.log")).read_text()
+    assert "broken.mp4: not a readable video" in log
+    assert not list((tmp_path / "results/decode").glob("*/broken.zarr"))
+
+    write_config(
+        tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64, "on_bad_video": "skip"}
+    )
+    result = run_snakemake(tmp_path, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    skipped = next((tmp_path / "results/decode").glob("*/skipped.tsv")).read_text()
+    assert "broken\t" in skipped and "not a readable video" in skipped
+    shard = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
+    assert shard.attrs["video_ids"] == ["good"]
+    assert shard.attrs["skipped"][0]["id"] == "broken"
+
+
+def test_sample_sheet_problems_are_rejected_before_any_job(tmp_path):
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("path\tid\nmissing.mp4\ta\n")
+    write_config(tmp_path, samples=str(sheet))
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    assert "missing video files" in result.stderr and "missing.mp4" in result.stderr

@@ -1,0 +1,36 @@
+rule decode:
+    """Sample, resize and crop one video's clip into a uint8 frame store (or a skip record)."""
+    input:
+        video=lambda wc: SAMPLES.loc[wc.video, "path"],
+    output:
+        directory(decode_store("{video}")),
+    params:
+        settings=json.dumps(DECODE_SETTINGS),
+        on_bad_video=config["decode"]["on_bad_video"],
+    log:
+        log_path("decode", f"{settings_hash(DECODE_SETTINGS)}/{{video}}"),
+    benchmark:
+        benchmark_path("decode", f"{settings_hash(DECODE_SETTINGS)}/{{video}}")
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    shell:
+        "videoconcepts decode --video {input.video:q} --id {wildcards.video} --out {output:q}"
+        " --settings {params.settings:q} --on-bad-video {params.on_bad_video} > {log:q} 2>&1"
+
+
+rule skipped_videos:
+    """Table of videos the decode stage skipped, with reasons (empty when none)."""
+    input:
+        [decode_store(video) for video in SAMPLES.index],
+    output:
+        skipped_table(),
+    log:
+        log_path("decode", f"{settings_hash(DECODE_SETTINGS)}/skipped"),
+    benchmark:
+        benchmark_path("decode", f"{settings_hash(DECODE_SETTINGS)}/skipped")
+    conda:
+        ENV
+    shell:
+        "videoconcepts skipped --out {output:q} {input:q} > {log:q} 2>&1"

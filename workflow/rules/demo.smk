@@ -1,0 +1,38 @@
+rule demo_data:
+    """Synthetic event videos (H.264) and their ground-truth masks, from a seed."""
+    output:
+        videos=expand(
+            "{dir}/videos/{video}.mp4",
+            dir=DEMO_DIR,
+            video=dataset_ids(config["demo"]["videos_per_event"]),
+        ),
+        samples=f"{DEMO_DIR}/samples.tsv",
+        ground_truth=directory(f"{DEMO_DIR}/ground_truth.zarr"),
+    params:
+        videos_per_event=config["demo"]["videos_per_event"],
+        seed=config["demo"]["seed"],
+    log:
+        log_path("demo", "demo_data"),
+    benchmark:
+        benchmark_path("demo", "demo_data")
+    conda:
+        ENV
+    shell:
+        "videoconcepts demo-data --out {DEMO_DIR:q} --videos-per-event {params.videos_per_event}"
+        " --seed {params.seed} > {log:q} 2>&1"
+
+
+rule train_demo_model:
+    """Retrain the shipped demo model from its seed (not part of the default run)."""
+    output:
+        weights=f"{RESULTS}/demo_model/model.safetensors",
+        report=f"{RESULTS}/demo_model/training.json",
+    log:
+        log_path("demo", "train_demo_model"),
+    benchmark:
+        benchmark_path("demo", "train_demo_model")
+    conda:
+        ENV
+    threads: workflow.cores
+    shell:
+        "python -m videoconcepts.demo.train --out {RESULTS}/demo_model > {log:q} 2>&1"
