@@ -10,10 +10,14 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/tubelets.smk"
+include: "workflow/rules/concepts.smk"
 
 
 rule all:
+    default_target: True
     input:
         skipped_table(),
         feature_stores(),
-    default_target: True
+        concept_stores(),
+        validation_tables() if DEMO else [],

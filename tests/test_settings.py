@@ -1,4 +1,4 @@
-from videoconcepts.settings import resolve_decode, settings_hash, shards
+from videoconcepts.settings import resolve_decode, resolve_proposals, settings_hash, shards
 
 
 def test_hash_ignores_key_order_but_not_values():
@@ -28,3 +28,27 @@ def test_shards_cover_every_id_once_in_sorted_order():
     ids = [f"v{i}" for i in (5, 3, 9, 1, 7)]
     parts = shards(ids, 2)
     assert parts == [["v1", "v3"], ["v5", "v7"], ["v9"]]
+
+
+def test_proposal_settings_keep_only_what_the_method_uses():
+    config = {
+        "model": {"checkpoint": "demo"},
+        "tubelets": {
+            "method": "slic",
+            "n_segments": 12,
+            "compactness": None,
+            "upsample": [2, 4, 4],
+            "min_share": 0.01,
+            "n_crops": 12,
+            "seed": 0,
+            "head_kind": "keys",
+        },
+    }
+    slic = resolve_proposals(config)
+    assert slic["compactness"] == 0.1  # VideoMAE's default
+    assert "n_crops" not in slic and "seed" not in slic
+    crops = resolve_proposals(config, "random_crops")
+    assert crops["method"] == "random_crops" and "n_segments" not in crops
+    config["tubelets"]["n_segments"] = 20
+    assert resolve_proposals(config, "random_crops") == crops
+    assert resolve_proposals(config) != slic

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -39,10 +40,16 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     return result
 
 
+def messages(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
 def write_config(workdir: Path, **overrides) -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["demo"]["videos_per_event"] = 1
     config["features"]["videos_per_job"] = 4
+    config["features"]["layers"] = [1, 3]
+    config["concepts"]["max_iter"] = 500
     for section, values in overrides.items():
         if isinstance(values, dict):
             config[section].update(values)
@@ -74,7 +81,10 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "decode": 6,
         "features": 2,
         "skipped_videos": 1,
-        "total": 11,
+        "tubelets": 8,  # 2 shards x 2 layers x (slic, random_crops)
+        "concepts": 4,  # 2 layers x 2 methods
+        "validate_concepts": 1,
+        "total": 24,
     }
 
 
@@ -84,8 +94,9 @@ def test_run_produces_complete_stores(finished_run):
     ids = [i for s in stores for i in open_features(s).attrs["video_ids"]]
     assert ids == [f"vid{i:04d}" for i in range(6)]
     shard = open_features(stores[0])
-    assert shard["keys"].shape == (4, 4, 4, 8, 8, 8, 16)
-    assert shard["residual"].shape == (4, 4, 8, 8, 8, 64)
+    assert shard["keys"].shape == (4, 2, 4, 8, 8, 8, 16)
+    assert shard["residual"].shape == (4, 2, 8, 8, 8, 64)
+    assert shard.attrs["layers"] == [1, 3]
     # the demo model recognises its own synthetic events
     truth = open_store(finished_run / "results/demo/n1-seed0/ground_truth.zarr", "ground_truth")
     labels = truth["labels"][...]
@@ -93,7 +104,12 @@ def test_run_produces_complete_stores(finished_run):
     assert (labels == list(predicted[0]) + list(predicted[1])).mean() >= 5 / 6
     skipped = next((finished_run / "results" / "decode").glob("*/skipped.tsv"))
     assert skipped.read_text().splitlines() == ["id\tpath\treason"]
-    for rule in ("decode", "features"):
+    validation = next((finished_run / "results" / "validation").glob("*/concept_validation.tsv"))
+    best = pd.read_csv(validation, sep="\t")
+    assert set(best["method"]) == {"slic", "random_crops"}
+    assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
+    assert set(best["layer"]) <= {1, 3}
+    for rule in ("decode", "features", "tubelets", "concepts", "validation"):
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log"))
         assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv"))
     assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
@@ -107,10 +123,16 @@ def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_p
     shutil.copytree(finished_run / "results", tmp_path / "results")
     shutil.copytree(finished_run / ".snakemake", tmp_path / ".snakemake")
     write_config(tmp_path, decode={"clip_start": "start"})
+    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1}
     plan = planned(tmp_path)
-    assert plan == {"all": 1, "decode": 6, "features": 2, "skipped_videos": 1, "total": 10}
+    assert plan == {"all": 1, "decode": 6, "features": 2, "skipped_videos": 1, **later, "total": 23}
     write_config(tmp_path, features={"heads": ["keys", "values"]})
-    assert planned(tmp_path) == {"all": 1, "features": 2, "total": 3}
+    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 16}
+    write_config(tmp_path, concepts={"selection": "silhouette"})
+    assert planned(tmp_path) == {"all": 1, "concepts": 4, "validate_concepts": 1, "total": 6}
+    write_config(tmp_path, tubelets={"n_segments": 8})  # SLIC only: the baseline stays
+    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1}
+    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 8}
     # settings that do not change results do not rerun anything
     write_config(tmp_path, features={"batch_size": 3})
     assert planned(tmp_path) == {}
@@ -125,13 +147,14 @@ def test_single_stage_can_be_targeted(finished_run, tmp_path):
 def test_bad_config_is_rejected_before_any_job(tmp_path):
     write_config(tmp_path, decode={"frame_stride": "two"})
     result = run_snakemake(tmp_path, "-n", check=False)
-    assert result.returncode != 0 and "frame_stride" in result.stderr
+    assert result.returncode != 0 and "frame_stride" in messages(result)
+    assert "'two' is not of type 'integer'" in messages(result)
     write_config(tmp_path, decode={"frames": 8})
     result = run_snakemake(tmp_path, "-n", check=False)
-    assert result.returncode != 0 and "'frames' was unexpected" in result.stderr
+    assert result.returncode != 0 and "'frames' was unexpected" in messages(result)
     write_config(tmp_path, model={"checkpoint": str(tmp_path / "no-model")})
     result = run_snakemake(tmp_path, "-n", check=False)
-    assert result.returncode != 0 and "no-model" in result.stderr
+    assert result.returncode != 0 and "no-model" in messages(result)
     assert not (tmp_path / "results").exists()
 
 
@@ -166,4 +189,4 @@ def test_sample_sheet_problems_are_rejected_before_any_job(tmp_path):
     write_config(tmp_path, samples=str(sheet))
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0
-    assert "missing video files" in result.stderr and "missing.mp4" in result.stderr
+    assert "missing video files" in messages(result) and "missing.mp4" in messages(result)

@@ -65,6 +65,21 @@ def normalisation(spec: str) -> tuple[list[float], list[float]]:
     )
 
 
+# SLIC compactness per model family (VTCD's values; feature scales differ by family).
+COMPACTNESS = {"videomae": 0.1}
+
+
+def model_facts(spec: str) -> dict[str, Any]:
+    """Family, layer count and default SLIC compactness of a checkpoint."""
+    config = read_model_config(spec)
+    family = config.get("model_type", "")
+    return {
+        "family": family,
+        "num_layers": int(config["num_hidden_layers"]),
+        "compactness": COMPACTNESS.get(family, 0.1),
+    }
+
+
 def input_defaults(spec: str) -> dict[str, int]:
     """Frames per clip and square input size the model expects, from its config."""
     config = read_model_config(spec)

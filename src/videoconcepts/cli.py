@@ -31,13 +31,49 @@ def _skipped(args: argparse.Namespace) -> None:
 
 
 def _features(args: argparse.Namespace) -> None:
+    import torch
+
     from videoconcepts.features import FeatureSettings, write_feature_store
 
+    torch.set_num_threads(args.threads)
     stored = json.loads(args.settings)
     stored.pop("videos_per_job")  # shapes the shards, handled by the workflow
     settings = FeatureSettings(**stored, batch_size=args.batch_size, device=args.device)
     count = write_feature_store(args.decode_stores, args.out, settings)
     print(f"features for {count} videos in {args.out}", file=sys.stderr)
+
+
+def _tubelets(args: argparse.Namespace) -> None:
+    from videoconcepts.proposals import ProposalSettings
+    from videoconcepts.tubelets import write_tubelet_store
+
+    settings = json.loads(args.settings)
+    head_kind = settings.pop("head_kind")
+    count = write_tubelet_store(
+        args.features, args.layer, args.out, ProposalSettings(**settings), head_kind
+    )
+    print(f"{count} tubelets in {args.out}", file=sys.stderr)
+
+
+def _concepts(args: argparse.Namespace) -> None:
+    from videoconcepts.concepts import ConceptSettings, write_concept_store
+
+    settings = ConceptSettings(**json.loads(args.settings))
+    count = write_concept_store(args.tubelets, args.out, settings, args.device)
+    print(f"{count} concepts in {args.out}", file=sys.stderr)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from videoconcepts.validation import validation_tables
+
+    stores: dict[str, list[str]] = {}
+    for item in args.concepts:
+        method, _, path = item.partition("=")
+        stores.setdefault(method, []).append(path)
+    best, scores = validation_tables(stores, args.ground_truth, args.decode_dir)
+    best.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
+    scores.to_csv(args.scores, sep="\t", index=False, float_format="%.4f")
+    print(best.to_string(index=False), file=sys.stderr)
 
 
 def _demo_data(args: argparse.Namespace) -> None:
@@ -69,8 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--settings", required=True, help="JSON FeatureSettings")
     features.add_argument("--batch-size", type=int, default=8)
     features.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    features.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     features.add_argument("decode_stores", nargs="+")
     features.set_defaults(run=_features)
+
+    tubelets = commands.add_parser("tubelets", help="tubelet proposals for one layer of a shard")
+    tubelets.add_argument("--features", required=True)
+    tubelets.add_argument("--layer", type=int, required=True, help="model layer (0-based)")
+    tubelets.add_argument("--out", required=True)
+    tubelets.add_argument("--settings", required=True, help="JSON ProposalSettings + head_kind")
+    tubelets.set_defaults(run=_tubelets)
+
+    concepts = commands.add_parser("concepts", help="Convex NMF concepts for one layer")
+    concepts.add_argument("--out", required=True)
+    concepts.add_argument("--settings", required=True, help="JSON ConceptSettings")
+    concepts.add_argument("--device", default="auto")
+    concepts.add_argument("tubelets", nargs="+", help="tubelet stores of every shard")
+    concepts.set_defaults(run=_concepts)
+
+    validate = commands.add_parser("validate", help="score concepts against ground truth")
+    validate.add_argument("--ground-truth", required=True)
+    validate.add_argument("--decode-dir", required=True)
+    validate.add_argument("--out", required=True, help="best concept per method and role")
+    validate.add_argument("--scores", required=True, help="every concept's score")
+    validate.add_argument("concepts", nargs="+", help="METHOD=concept store, one per layer")
+    validate.set_defaults(run=_validate)
 
     demo = commands.add_parser("demo-data", help="generate the synthetic demo videos")
     demo.add_argument("--out", required=True, type=Path)

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from videoconcepts.checkpoints import input_defaults
+from videoconcepts.checkpoints import input_defaults, model_facts
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -50,3 +50,42 @@ def shards(ids: list[str], per_job: int) -> list[list[str]]:
     """Split sorted video ids into consecutive groups of at most ``per_job``."""
     ordered = sorted(ids)
     return [ordered[i : i + per_job] for i in range(0, len(ordered), per_job)]
+
+
+def analysed_layers(config: dict[str, Any]) -> list[int]:
+    """Model layers the features stage captures (all when unset)."""
+    layers = config["features"].get("layers")
+    return (
+        list(layers)
+        if layers
+        else list(range(model_facts(config["model"]["checkpoint"])["num_layers"]))
+    )
+
+
+def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict[str, Any]:
+    """Tubelet settings the method uses (``method`` overrides the configured one).
+
+    Only the method's own parameters are kept, so tuning SLIC leaves the random-crop
+    baseline's outputs valid, and the other way round.
+    """
+    tubelets = config["tubelets"]
+    method = method or tubelets["method"]
+    resolved = {
+        "method": method,
+        "upsample": list(tubelets["upsample"]),
+        "min_share": tubelets["min_share"],
+        "head_kind": tubelets["head_kind"],
+    }
+    if method == "slic":
+        compactness = tubelets.get("compactness")
+        if compactness is None:
+            compactness = model_facts(config["model"]["checkpoint"])["compactness"]
+        resolved.update(n_segments=tubelets["n_segments"], compactness=compactness)
+    else:
+        resolved.update(n_crops=tubelets["n_crops"], seed=tubelets["seed"])
+    return resolved
+
+
+def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
+    concepts = config["concepts"]
+    return {key: concepts[key] for key in ("max_concepts", "selection", "max_iter", "tol", "seed")}

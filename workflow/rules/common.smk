@@ -9,21 +9,36 @@ from snakemake.utils import min_version, validate
 
 from videoconcepts.checkpoints import MissingCheckpointError, checkpoint_files
 from videoconcepts.samples import SampleSheetError, load_samples
-from videoconcepts.settings import resolve_decode, resolve_features, settings_hash, shards
+from videoconcepts.settings import (
+    analysed_layers,
+    resolve_concepts,
+    resolve_proposals,
+    resolve_decode,
+    resolve_features,
+    settings_hash,
+    shards,
+)
 from videoconcepts.synthetic import dataset_ids
 
 min_version("9.0")
 
-# Jobs call the `videoconcepts` command; without a conda env the one next to this
-# interpreter is used, so an un-activated venv works too.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+envvars:
+    "PATH",
+
+
+# Jobs call the `videoconcepts` command; without a conda env the one installed next to
+# the interpreter running Snakemake is used, so an un-activated venv works too.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = config["results"]
 ENV = "../../envs/videoconcepts.yaml"
 DEMO = config["samples"] == "demo"
-DEMO_DIR = f"{RESULTS}/demo/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
+DEMO_DIR = (
+    f"{RESULTS}/demo/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
+)
 
 
 def _load_samples() -> pd.DataFrame:
@@ -49,16 +64,32 @@ for _, row in SAMPLES.iterrows():
 SAMPLES = SAMPLES.set_index("id", drop=False)
 
 FEATURE_SETTINGS = resolve_features(config)
+if config["tubelets"]["head_kind"] not in config["features"]["heads"]:
+    raise WorkflowError(
+        f"tubelets.head_kind={config['tubelets']['head_kind']!r} is not captured: add it to "
+        f"features.heads (now {config['features']['heads']})"
+    )
 DECODE_DIR = f"{RESULTS}/decode/{settings_hash(DECODE_SETTINGS)}"
-FEATURES_DIR = (
-    f"{RESULTS}/features/{settings_hash(DECODE_SETTINGS)}-{settings_hash(FEATURE_SETTINGS)}"
-)
+FEATURES_TAG = f"{settings_hash(DECODE_SETTINGS)}-{settings_hash(FEATURE_SETTINGS)}"
+FEATURES_DIR = f"{RESULTS}/features/{FEATURES_TAG}"
 SHARDS = shards(list(SAMPLES.index), config["features"]["videos_per_job"])
+LAYERS = analysed_layers(config)
+
+# Tubelet settings by hash: the configured method, plus the random-crop baseline that the
+# demo's concept validation compares SLIC with.
+PROPOSALS = {
+    settings_hash(p): p
+    for p in (resolve_proposals(config), resolve_proposals(config, "random_crops"))
+}
+CONCEPT_SETTINGS = resolve_concepts(config)
+CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
 
 
 wildcard_constraints:
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
     shard="[0-9]{3}",
+    layer="[0-9]{2}",
+    proposals="|".join(PROPOSALS),
 
 
 def log_path(stage: str, name: str) -> str:
@@ -83,3 +114,31 @@ def feature_stores() -> list[str]:
 
 def shard_decode_stores(wildcards) -> list[str]:
     return [decode_store(video) for video in SHARDS[int(wildcards.shard)]]
+
+
+def proposals_hash(method: str | None = None) -> str:
+    return settings_hash(resolve_proposals(config, method))
+
+
+def tubelet_store(proposals: str, layer, shard) -> str:
+    return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
+
+
+def concept_store(proposals: str, layer) -> str:
+    return f"{RESULTS}/concepts/{FEATURES_TAG}-{proposals}-{CONCEPTS_HASH}/layer-{layer}.zarr"
+
+
+def concept_stores(method: str | None = None) -> list[str]:
+    return [concept_store(proposals_hash(method), f"{layer:02d}") for layer in LAYERS]
+
+
+def validation_dir() -> str:
+    hashes = "-".join(proposals_hash(m) for m in ("slic", "random_crops"))
+    return f"{RESULTS}/validation/{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}"
+
+
+def validation_tables() -> list[str]:
+    return [
+        f"{validation_dir()}/concept_validation.tsv",
+        f"{validation_dir()}/concept_scores.tsv",
+    ]

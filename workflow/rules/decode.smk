@@ -4,9 +4,6 @@ rule decode:
         video=lambda wc: SAMPLES.loc[wc.video, "path"],
     output:
         directory(decode_store("{video}")),
-    params:
-        settings=json.dumps(DECODE_SETTINGS),
-        on_bad_video=config["decode"]["on_bad_video"],
     log:
         log_path("decode", f"{settings_hash(DECODE_SETTINGS)}/{{video}}"),
     benchmark:
@@ -15,6 +12,9 @@ rule decode:
         ENV
     resources:
         mem_mb=1000,
+    params:
+        settings=json.dumps(DECODE_SETTINGS),
+        on_bad_video=config["decode"]["on_bad_video"],
     shell:
         "videoconcepts decode --video {input.video:q} --id {wildcards.video} --out {output:q}"
         " --settings {params.settings:q} --on-bad-video {params.on_bad_video} > {log:q} 2>&1"

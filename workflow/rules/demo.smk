@@ -8,17 +8,18 @@ rule demo_data:
         ),
         samples=f"{DEMO_DIR}/samples.tsv",
         ground_truth=directory(f"{DEMO_DIR}/ground_truth.zarr"),
-    params:
-        videos_per_event=config["demo"]["videos_per_event"],
-        seed=config["demo"]["seed"],
     log:
         log_path("demo", "demo_data"),
     benchmark:
         benchmark_path("demo", "demo_data")
     conda:
         ENV
+    params:
+        out=lambda wildcards, output: Path(output.samples).parent,
+        videos_per_event=config["demo"]["videos_per_event"],
+        seed=config["demo"]["seed"],
     shell:
-        "videoconcepts demo-data --out {DEMO_DIR:q} --videos-per-event {params.videos_per_event}"
+        "videoconcepts demo-data --out {params.out:q} --videos-per-event {params.videos_per_event}"
         " --seed {params.seed} > {log:q} 2>&1"
 
 
@@ -34,5 +35,7 @@ rule train_demo_model:
     conda:
         ENV
     threads: workflow.cores
+    params:
+        out=lambda wildcards, output: Path(output.weights).parent,
     shell:
-        "python -m videoconcepts.demo.train --out {RESULTS}/demo_model > {log:q} 2>&1"
+        "python -m videoconcepts.demo.train --out {params.out:q} > {log:q} 2>&1"

@@ -5,10 +5,6 @@ rule features:
         checkpoint=CHECKPOINT_FILES,
     output:
         directory(f"{FEATURES_DIR}/shard-{{shard}}.zarr"),
-    params:
-        settings=json.dumps(FEATURE_SETTINGS),
-        batch_size=config["features"]["batch_size"],
-        device=config["features"]["device"],
     log:
         log_path("features", f"{Path(FEATURES_DIR).name}/shard-{{shard}}"),
     benchmark:
@@ -16,9 +12,15 @@ rule features:
     conda:
         ENV
     threads: 2
+    # Runtime options that do not change results are resources, not params: changing
+    # them reruns nothing, and cluster profiles can override them with set-resources.
     resources:
         mem_mb=4000,
+        batch_size=config["features"]["batch_size"],
+        device=config["features"]["device"],
+    params:
+        settings=json.dumps(FEATURE_SETTINGS),
     shell:
-        "videoconcepts features --out {output:q} --settings {params.settings:q}"
-        " --batch-size {params.batch_size} --device {params.device}"
+        "videoconcepts features --out {output:q} --settings {params.settings:q} --threads {threads}"
+        " --batch-size {resources.batch_size} --device {resources.device}"
         " {input.decoded:q} > {log:q} 2>&1"

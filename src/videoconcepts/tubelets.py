@@ -1,0 +1,104 @@
+"""Tubelets stage: proposals for every (video, head) of one layer of a feature shard.
+
+One job reads ``features[kind][:, layer]`` one video (one chunk) at a time, so its memory
+is bounded by a video's layer, not by the data set. Label volumes stay on the grid the
+proposals ran on; descriptors of all (video, head) pairs are one ragged array with offsets.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+from tqdm import tqdm
+
+from videoconcepts.features import open_features
+from videoconcepts.proposals import LABEL_DTYPE, ProposalSettings, propose, tubelet_stats
+from videoconcepts.stores import atomic_store, create_array, open_store, write_array
+
+KIND = "tubelets"
+TABLE_COLUMNS = ("video", "head", "label", "voxels", "t_start", "t_stop", "y0", "y1", "x0", "x1")
+
+
+def video_rng(settings: ProposalSettings, video_id: str) -> np.random.Generator:
+    """Per-video generator: random crops do not depend on shard layout or job order."""
+    return np.random.default_rng([settings.seed, zlib.crc32(video_id.encode())])
+
+
+def write_tubelet_store(
+    feature_store: str | Path,
+    layer: int,
+    out: str | Path,
+    settings: ProposalSettings,
+    head_kind: str = "keys",
+) -> int:
+    """Propose tubelets for model layer ``layer`` of every video in a shard; return the count."""
+    features = open_features(feature_store)
+    attrs = features.attrs
+    if head_kind not in attrs["head_kinds"]:
+        raise ValueError(f"{feature_store}: has no {head_kind!r} (stored: {attrs['head_kinds']})")
+    if layer not in attrs["layers"]:
+        raise ValueError(f"{feature_store}: layer {layer} not captured (have {attrs['layers']})")
+    heads = features[head_kind]
+    index = attrs["layers"].index(layer)
+    n_videos, n_heads = heads.shape[0], heads.shape[2]
+    grid = [g * f for g, f in zip(attrs["grid"], settings.upsample, strict=True)]
+    rows, descriptors, offsets = [], [], [0]
+    with atomic_store(
+        out,
+        KIND,
+        video_ids=attrs["video_ids"],
+        layer=layer,
+        head_kind=head_kind,
+        num_heads=n_heads,
+        grid=grid,
+        feature_grid=attrs["grid"],
+        feature_store=str(feature_store),
+        table_columns=list(TABLE_COLUMNS),
+        settings=asdict(settings),
+    ) as store:
+        labels = create_array(
+            store,
+            "labels",
+            (n_videos, n_heads, *grid),
+            np.dtype(LABEL_DTYPE).name,
+            (1, 1, *grid),
+        )
+        for v, video_id in enumerate(tqdm(attrs["video_ids"], desc=f"tubelets layer {layer}")):
+            volumes = heads[v, index]  # (heads, T', H', W', C): one chunk
+            rng = video_rng(settings, video_id)
+            for h in range(n_heads):
+                label_volume, desc = propose(volumes[h], settings, rng)
+                labels[v, h] = label_volume
+                stats = tubelet_stats(label_volume)
+                stats.insert(0, "head", h)
+                stats.insert(0, "video", v)
+                rows.append(stats)
+                descriptors.append(desc)
+                offsets.append(offsets[-1] + len(desc))
+        table = pd.concat(rows, ignore_index=True)[list(TABLE_COLUMNS)]
+        write_array(store, "tubelets", table.to_numpy(np.int32), chunks=(max(1, len(table)), 10))
+        stacked = np.concatenate(descriptors).astype(np.float32)
+        write_array(
+            store,
+            "descriptors",
+            stacked,
+            chunks=(max(1, min(len(stacked), 65536)), stacked.shape[1]),
+        )
+        write_array(store, "offsets", np.asarray(offsets, dtype=np.int64))
+    return len(table)
+
+
+def open_tubelets(path: str | Path) -> zarr.Group:
+    return open_store(path, KIND)
+
+
+def tubelet_table(store: zarr.Group) -> pd.DataFrame:
+    """The tubelet table (one row per descriptor row) with a ``video_id`` column added."""
+    table = pd.DataFrame(store["tubelets"][...], columns=store.attrs["table_columns"])
+    table.insert(1, "video_id", np.asarray(store.attrs["video_ids"], dtype=object)[table["video"]])
+    return table

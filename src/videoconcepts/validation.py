@@ -1,0 +1,93 @@
+"""Concept validation on the demo: how well concepts match the ground-truth object roles.
+
+Like the VTCD paper's concept-validation table: for each role (target, distractor,
+occluder, container), the best-matching concept over all layers and heads, scored by its
+mean IoU with the role's visible masks. IoU is computed on the tubelet grid (the grid SLIC
+ran on, upsampled toward frame resolution): ground-truth masks are taken at the clip's
+sampled frames, resized and cropped as the decode stage did, then area-resampled to the
+grid and thresholded at 0.5. The mean runs over the videos where the role is visible in
+the clip; a concept absent from such a video scores 0 there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+from skimage.transform import resize
+from tqdm import tqdm
+
+from videoconcepts.concepts import ConceptSupport, open_concepts
+from videoconcepts.decode import open_decoded
+from videoconcepts.stores import open_store
+
+
+def role_masks_on_grid(
+    truth: zarr.Group, video_id: str, decoded: zarr.Group, grid: Sequence[int]
+) -> np.ndarray:
+    """(roles, T, H, W) bool ground truth of one video on the clip's tubelet grid."""
+    index = truth.attrs["video_ids"].index(video_id)
+    frames = truth["masks"][index][:, decoded.attrs["sampled_indices"]]  # (R, T, H, W)
+    top, left, height, width = decoded.attrs["crop_box"]
+    resized = tuple(decoded.attrs["resized_size"])
+    out = np.empty((len(frames), *grid), bool)
+    for r, role in enumerate(frames.astype(np.float32)):
+        role = resize(role, (len(role), *resized), order=0, anti_aliasing=False)
+        role = role[:, top : top + height, left : left + width]
+        out[r] = resize(role, tuple(grid), order=1, anti_aliasing=True) >= 0.5
+    return out
+
+
+def concept_role_iou(
+    concept_store: str | Path, truth: zarr.Group, decode_dir: str | Path
+) -> pd.DataFrame:
+    """Mean IoU of every (head, concept) of one layer with every role."""
+    concepts = open_concepts(concept_store)
+    support = ConceptSupport(concepts)
+    roles = truth.attrs["roles"]
+    n_heads = len(support.n_concepts)
+    records = []
+    for v, video_id in enumerate(tqdm(concepts.attrs["video_ids"], desc="validate")):
+        decoded = open_decoded(Path(decode_dir) / f"{video_id}.zarr")
+        truth_grid = role_masks_on_grid(truth, video_id, decoded, support.grid)
+        visible = truth_grid.any(axis=(1, 2, 3))
+        for head in range(n_heads):
+            masks = support.masks(head, v)[:, None]  # (k, 1, T, H, W)
+            inter = (masks & truth_grid[None]).sum(axis=(2, 3, 4))
+            union = (masks | truth_grid[None]).sum(axis=(2, 3, 4))
+            iou = inter / np.maximum(union, 1)
+            for concept, role in zip(*np.nonzero(np.broadcast_to(visible, iou.shape)), strict=True):
+                records.append((head, concept, roles[role], video_id, iou[concept, role]))
+    table = pd.DataFrame(records, columns=["head", "concept", "role", "video", "iou"])
+    summary = table.groupby(["role", "head", "concept"], as_index=False).agg(
+        mean_iou=("iou", "mean"), videos=("video", "nunique")
+    )
+    summary.insert(1, "layer", concepts.attrs["layer"])
+    return summary
+
+
+def validation_tables(
+    concept_stores: dict[str, Sequence[str | Path]],
+    ground_truth: str | Path,
+    decode_dir: str | Path,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(best concept per method and role, every concept's score) for proposal methods."""
+    truth = open_store(ground_truth, "ground_truth")
+    scores = pd.concat(
+        [
+            concept_role_iou(path, truth, decode_dir).assign(method=method)
+            for method, paths in concept_stores.items()
+            for path in paths
+        ],
+        ignore_index=True,
+    )
+    scores = scores[["method", "role", "layer", "head", "concept", "mean_iou", "videos"]]
+    best = scores.loc[scores.groupby(["method", "role"])["mean_iou"].idxmax()]
+    order = {role: i for i, role in enumerate(truth.attrs["roles"])}
+    best = best.sort_values(
+        ["role", "method"], key=lambda c: c.map(order) if c.name == "role" else c
+    ).reset_index(drop=True)
+    return best, scores.sort_values(["method", "layer", "head", "concept", "role"])

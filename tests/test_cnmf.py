@@ -1,0 +1,227 @@
+"""Convex NMF and the choice of the number of concepts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from videoconcepts.cnmf import ConvexNMF, assign, choose_n_concepts, elbow_k, kmeans_init
+
+N_CLUSTERS, PER_CLUSTER, DIM = 4, 50, 16
+
+
+@pytest.fixture(scope="module")
+def clusters() -> tuple[np.ndarray, np.ndarray]:
+    """Four well separated Gaussian clusters of mixed sign (about half the entries < 0)."""
+    rng = np.random.default_rng(0)
+    centres = 4.0 * rng.normal(size=(N_CLUSTERS, DIM))
+    labels = np.repeat(np.arange(N_CLUSTERS), PER_CLUSTER)
+    X = centres[labels] + rng.normal(size=(len(labels), DIM))
+    assert 0.3 < (X < 0).mean() < 0.7
+    return X, labels
+
+
+@pytest.fixture(scope="module")
+def fitted(clusters) -> ConvexNMF:
+    X, _ = clusters
+    return ConvexNMF(N_CLUSTERS, max_iter=10_000, tol=1e-6).fit(X)
+
+
+def naive_updates(X: np.ndarray, Z: np.ndarray, W: np.ndarray, n_iter: int, eps: float = 1e-12):
+    """The Ding et al. updates written out literally on X, for comparison."""
+    K = X @ X.T
+    Kp, Kn = np.maximum(K, 0), np.maximum(-K, 0)
+    for _ in range(n_iter):
+        Z = Z * np.sqrt((Kp @ W.T + Z @ W @ Kn @ W.T) / (Kn @ W.T + Z @ W @ Kp @ W.T + eps))
+        num = Z.T @ Kp + Z.T @ Z @ W @ Kn
+        W = W * np.sqrt(num / (Z.T @ Kn + Z.T @ Z @ W @ Kp + eps))
+        s = W.sum(axis=1)
+        W, Z = W / s[:, None], Z * s[None, :]
+    return Z, W
+
+
+def relative_loss(X: np.ndarray, Z: np.ndarray, W: np.ndarray) -> float:
+    return float(np.sum((X - Z @ W @ X) ** 2) / np.sum(X**2))
+
+
+def test_loss_decreases_and_converges(fitted):
+    history = np.asarray(fitted.loss_history_)
+    assert np.isfinite(history).all()
+    assert len(history) == fitted.n_iter_ + 1
+    assert np.all(np.diff(history) <= 1e-9 * history[:-1])
+    assert history[-1] < 0.5 * history[0]
+    assert fitted.converged_ and fitted.n_iter_ < fitted.max_iter
+    assert abs(history[-2] - history[-1]) / history[-2] < fitted.tol
+
+
+def test_factors_are_nonnegative_and_convex(clusters, fitted):
+    X, _ = clusters
+    assert np.isfinite(fitted.Z_).all() and np.isfinite(fitted.W_).all()
+    assert (fitted.W_ >= 0).all() and (fitted.Z_ >= 0).all()
+    np.testing.assert_allclose(fitted.W_.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fitted.components_, fitted.W_ @ X, rtol=1e-12, atol=1e-12)
+    assert fitted.W_.shape == (N_CLUSTERS, len(X)) and fitted.Z_.shape == (len(X), N_CLUSTERS)
+
+
+def test_trace_loss_equals_explicit_loss(clusters, fitted):
+    X, _ = clusters
+    explicit = relative_loss(X, fitted.Z_, fitted.W_)
+    assert fitted.loss_history_[-1] == pytest.approx(explicit, rel=1e-9)
+
+
+def test_recovers_clusters_and_centroids(clusters, fitted):
+    X, labels = clusters
+    found = assign(fitted.Z_)
+    assert adjusted_rand_score(labels, found) > 0.95
+    for c in range(N_CLUSTERS):
+        mean = X[labels == c].mean(axis=0)
+        concept = np.bincount(found[labels == c]).argmax()
+        # cluster centres are ~16 apart and points ~4 from their centre
+        assert np.linalg.norm(fitted.components_[concept] - mean) < 2.0
+
+
+def test_matches_literal_updates_from_same_start(clusters):
+    X, _ = clusters
+    Z0, W0 = kmeans_init(X, N_CLUSTERS, random_state=3)
+    model = ConvexNMF(N_CLUSTERS, max_iter=3, tol=0).fit(X, init=(Z0, W0))
+    Z, W = naive_updates(X, Z0, W0, n_iter=3)
+    assert model.n_iter_ == 3 and not model.converged_
+    np.testing.assert_allclose(model.W_, W, rtol=1e-10)
+    np.testing.assert_allclose(model.Z_, Z, rtol=1e-10)
+    assert model.loss_history_[0] == pytest.approx(relative_loss(X, Z0, W0), rel=1e-10)
+
+
+def test_default_start_is_kmeans_init(clusters):
+    X, _ = clusters
+    model = ConvexNMF(N_CLUSTERS, max_iter=0, random_state=5).fit(X)
+    Z0, W0 = kmeans_init(X, N_CLUSTERS, random_state=5)
+    np.testing.assert_array_equal(model.Z_, Z0)
+    np.testing.assert_allclose(model.W_, W0, rtol=1e-15)
+    assert (W0 > 0).all() and model.n_iter_ == 0
+
+
+def test_kmeans_init_golden():
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.0, 10.1], [10.1, 10.0]])
+    Z0, W0 = kmeans_init(X, 2)
+    first = Z0[0].argmax()
+    np.testing.assert_allclose(Z0[:, first], [1.2, 1.2, 0.2, 0.2, 0.2])
+    np.testing.assert_allclose(W0[first], np.array([1.2, 1.2, 0.2, 0.2, 0.2]) / 3.0)
+    np.testing.assert_allclose(W0[1 - first], np.array([0.2, 0.2, 1.2, 1.2, 1.2]) / 4.0)
+
+
+def test_transform_of_training_rows_matches_codes(clusters, fitted):
+    X, _ = clusters
+    codes = fitted.transform(X)
+    assert (codes >= 0).all()
+    assert np.linalg.norm(codes - fitted.Z_) < 0.02 * np.linalg.norm(fitted.Z_)
+    np.testing.assert_array_equal(assign(codes), assign(fitted.Z_))
+    np.testing.assert_array_equal(assign(fitted.transform(X[:7] + 0.01)), assign(fitted.Z_[:7]))
+
+
+def test_fit_transform_and_torch_input(clusters):
+    X, _ = clusters
+    Z = ConvexNMF(N_CLUSTERS, max_iter=20).fit_transform(torch.from_numpy(X))
+    model = ConvexNMF(N_CLUSTERS, max_iter=20).fit(X)
+    np.testing.assert_array_equal(Z, model.Z_)
+
+
+def test_deterministic(clusters):
+    X, _ = clusters
+    a = ConvexNMF(N_CLUSTERS, max_iter=50, random_state=1).fit(X)
+    b = ConvexNMF(N_CLUSTERS, max_iter=50, random_state=1).fit(X)
+    np.testing.assert_array_equal(a.W_, b.W_)
+    np.testing.assert_array_equal(a.Z_, b.Z_)
+    assert a.loss_history_ == b.loss_history_
+
+
+def test_float32(clusters):
+    X, labels = clusters
+    model = ConvexNMF(N_CLUSTERS, max_iter=300, dtype=torch.float32).fit(X)
+    assert model.W_.dtype == np.float32 and np.isfinite(model.Z_).all()
+    assert adjusted_rand_score(labels, assign(model.Z_)) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("inertias", "ratio", "expected"),
+    [
+        ([5.0], 0.95, 1),
+        ([100.0, 96.0], 0.95, 1),  # 96 > 95: k = 2 did not improve by 5 %
+        ([100.0, 94.0], 0.95, 2),  # still improving at the last k tried
+        ([100.0, 50.0, 20.0, 19.5, 10.0], 0.95, 3),  # stops at k = 4 although k = 5 improves
+        ([100.0, 80.0, 70.0], 0.9, 3),  # 70 < 72
+        ([100.0, 80.0, 70.0], 0.85, 2),  # 70 > 68
+    ],
+)
+def test_elbow_rule(inertias, ratio, expected):
+    assert elbow_k(inertias, ratio) == expected
+
+
+def test_elbow_rule_needs_values():
+    with pytest.raises(ValueError):
+        elbow_k([])
+
+
+def test_choose_n_concepts_by_elbow(clusters):
+    X, _ = clusters
+    k, inertias = choose_n_concepts(X, method="elbow")
+    assert k == N_CLUSTERS
+    assert list(inertias) == [1, 2, 3, 4, 5]  # stopped at the first k that failed the rule
+    assert elbow_k(list(inertias.values())) == k
+
+
+def test_choose_n_concepts_by_silhouette(clusters):
+    X, _ = clusters
+    k, scores = choose_n_concepts(X, max_concepts=8, method="silhouette")
+    assert k == N_CLUSTERS
+    assert list(scores) == list(range(2, 9)) and max(scores.values()) == scores[k]
+
+
+def test_choose_n_concepts_small_inputs():
+    assert choose_n_concepts(np.ones((5, 3)))[0] == 1  # one distinct row
+    assert choose_n_concepts(np.eye(3)[[0, 1, 2, 0, 1]], method="elbow")[0] <= 3
+    assert choose_n_concepts(np.eye(2), method="silhouette") == (1, {})
+    with pytest.raises(ValueError, match="method"):
+        choose_n_concepts(np.eye(3), method="gap")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("X", "kwargs", "match"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), {}, "NaN"),
+        (np.arange(6.0), {}, "2-D"),
+        (np.ones((3, 2)), {"n_components": 4}, "exceeds"),
+        (np.zeros((3, 2)), {}, "zeros"),
+    ],
+)
+def test_bad_inputs(X, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ConvexNMF(**{"n_components": 2, **kwargs}).fit(X)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64])
+def test_rejects_dtypes(dtype):
+    with pytest.raises(ValueError, match="float"):
+        ConvexNMF(2, dtype=dtype)
+
+
+def test_transform_errors(clusters):
+    X, _ = clusters
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ConvexNMF(2).transform(X)
+    model = ConvexNMF(2, max_iter=5).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :3])
+    with pytest.raises(ValueError, match="shape"):
+        ConvexNMF(2).fit(X, init=(np.ones((3, 2)), np.ones((2, 3))))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(clusters):
+    X, _ = clusters
+    cpu = ConvexNMF(N_CLUSTERS, max_iter=200, tol=0).fit(X)
+    gpu = ConvexNMF(N_CLUSTERS, max_iter=200, tol=0, device="cuda").fit(X)
+    np.testing.assert_allclose(gpu.W_, cpu.W_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(gpu.Z_, cpu.Z_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), rtol=1e-6, atol=1e-9)

@@ -1,0 +1,49 @@
+rule concepts:
+    """Convex NMF concepts per head of one layer, across the tubelets of every video."""
+    input:
+        lambda wc: [
+            tubelet_store(wc.proposals, wc.layer, f"{i:03d}")
+            for i in range(len(SHARDS))
+        ],
+    output:
+        directory(concept_store("{proposals}", "{layer}")),
+    log:
+        log_path("concepts", f"{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}"),
+    benchmark:
+        benchmark_path("concepts", f"{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}")
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        device=config["concepts"]["device"],
+    params:
+        settings=json.dumps(CONCEPT_SETTINGS),
+    shell:
+        "videoconcepts concepts --out {output:q} --settings {params.settings:q}"
+        " --device {resources.device} {input:q} > {log:q} 2>&1"
+
+
+rule validate_concepts:
+    """Demo only: best concept per ground-truth role, SLIC tubelets vs. random crops."""
+    input:
+        slic=concept_stores("slic"),
+        random_crops=concept_stores("random_crops"),
+        decoded=[decode_store(video) for video in SAMPLES.index],
+        ground_truth=f"{DEMO_DIR}/ground_truth.zarr",
+    output:
+        best=f"{validation_dir()}/concept_validation.tsv",
+        scores=f"{validation_dir()}/concept_scores.tsv",
+    log:
+        log_path("validation", Path(validation_dir()).name),
+    benchmark:
+        benchmark_path("validation", Path(validation_dir()).name)
+    conda:
+        ENV
+    params:
+        decode_dir=DECODE_DIR,
+        concepts=lambda wc, input: [f"slic={p}" for p in input.slic]
+        + [f"random_crops={p}" for p in input.random_crops],
+    shell:
+        "videoconcepts validate --ground-truth {input.ground_truth:q}"
+        " --decode-dir {params.decode_dir:q} --out {output.best:q} --scores {output.scores:q}"
+        " {params.concepts:q} > {log:q} 2>&1"

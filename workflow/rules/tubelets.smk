@@ -1,0 +1,20 @@
+rule tubelets:
+    """Tubelet proposals (SLIC or random crops) for one layer of one feature shard."""
+    input:
+        f"{FEATURES_DIR}/shard-{{shard}}.zarr",
+    output:
+        directory(tubelet_store("{proposals}", "{layer}", "{shard}")),
+    log:
+        log_path("tubelets", "{proposals}/layer-{layer}/shard-{shard}"),
+    benchmark:
+        benchmark_path("tubelets", "{proposals}/layer-{layer}/shard-{shard}")
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+    params:
+        settings=lambda wc: json.dumps(PROPOSALS[wc.proposals]),
+        layer=lambda wc: int(wc.layer),
+    shell:
+        "videoconcepts tubelets --features {input:q} --layer {params.layer} --out {output:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
