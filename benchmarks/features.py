@@ -1,6 +1,6 @@
 """Hooked forward (features stage) vs. plain forward on the demo model, same batch.
 
-    python benchmarks/features.py [--batch 8] [--repeats 15] [--heads keys queries values]
+    python benchmarks/features.py [--batch 8] [--repeats 40] [--heads keys queries values]
 
 Prints the median time of each and their ratio; the hooks should cost under 10%.
 Timings alternate between the two so drift on a busy machine hits both alike.
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="demo")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--heads", nargs="+", default=["keys"])
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

@@ -55,3 +55,43 @@ def test_open_rejects_unfinished_and_wrong_kind(tmp_path):
         pass
     with pytest.raises(IncompleteStoreError, match="expected 'features'"):
         open_store(tmp_path / "d.zarr", "features")
+
+
+def test_sigkilled_writer_leaves_no_store_and_rerun_recovers(tmp_path):
+    """Kill a real stage process mid-write: only a hidden temp remains, the rerun cleans it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "demo"
+    cmd = [
+        sys.executable,
+        "-m",
+        "videoconcepts",
+        "demo-data",
+        "--out",
+        str(out),
+        "--videos-per-event",
+        "30",
+        "--seed",
+        "0",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".ground_truth.zarr.tmp-*/masks")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it write some chunks
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(out.glob(".ground_truth.zarr.tmp-*"))
+    assert not (out / "ground_truth.zarr").exists()
+    with pytest.raises(IncompleteStoreError):
+        open_store(out / "ground_truth.zarr", "ground_truth")
+
+    cmd[cmd.index("30")] = "1"
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert not list(out.glob(".ground_truth.zarr.tmp-*"))
+    assert open_store(out / "ground_truth.zarr", "ground_truth")["masks"].shape[0] == 6

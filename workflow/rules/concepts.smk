@@ -40,7 +40,7 @@ rule validate_concepts:
     conda:
         ENV
     params:
-        decode_dir=DECODE_DIR,
+        decode_dir=lambda wc, input: Path(input.decoded[0]).parent,
         concepts=lambda wc, input: [f"slic={p}" for p in input.slic]
         + [f"random_crops={p}" for p in input.random_crops],
     shell:

@@ -36,7 +36,8 @@ class TokenGrid:
 @dataclass
 class Capture:
     """Activations of one batch. Head tensors are (B, L, heads, T', H', W', head_dim),
-    residual tokens (B, L, T', H', W', hidden); L indexes the requested layers."""
+    residual tokens (B, L, T', H', W', hidden); L indexes the requested layers. Head
+    tensors are strided views: call ``.contiguous()`` before heavy per-head work."""
 
     logits: torch.Tensor
     heads: dict[HeadKind, torch.Tensor]
@@ -139,28 +140,32 @@ class ModelAdapter(ABC):
             return self.model(pixel_values=self.preprocess(frames)).logits.float()
 
     def _to_grid(self, tokens: torch.Tensor, split_heads: bool) -> torch.Tensor:
-        """(B, N, D) sequence to (B, heads, T', H', W', dim) or (B, T', H', W', D)."""
+        """(B, L, N, D) stacked sequences to a view (B, L, heads, T', H', W', dim) or
+        (B, L, T', H', W', D); no copy beyond the stack, the store writer makes the layout."""
         g = self.grid
-        patches = tokens[:, self.num_special_tokens :].float()
-        if patches.shape[1] != g.size:
+        patches = tokens[:, :, self.num_special_tokens :]
+        if patches.shape[2] != g.size:
             raise RuntimeError(
-                f"{self.family}: expected {g.size} patch tokens, hook saw {patches.shape[1]}"
+                f"{self.family}: expected {g.size} patch tokens, hook saw {patches.shape[2]}"
             )
+        b, n_layers = patches.shape[:2]
         if not split_heads:
-            return patches.reshape(-1, g.frames, g.height, g.width, patches.shape[-1])
-        grid = patches.reshape(-1, g.frames, g.height, g.width, self.num_heads, self.head_dim)
-        return grid.permute(0, 4, 1, 2, 3, 5)
+            return patches.unflatten(2, (g.frames, g.height, g.width))
+        grid = patches.reshape(
+            b, n_layers, g.frames, g.height, g.width, self.num_heads, self.head_dim
+        )
+        return grid.permute(0, 1, 5, 2, 3, 4, 6)
 
     @contextmanager
     def _hooks(
         self, layers: Sequence[int], kinds: Sequence[HeadKind], residual: bool
     ) -> Iterator[dict[tuple[str, int], torch.Tensor]]:
+        """Register read-only hooks that keep each module's raw (B, N, D) output."""
         seen: dict[tuple[str, int], torch.Tensor] = {}
 
-        def keep(name: str, layer: int, split_heads: bool):
+        def keep(name: str, layer: int):
             def hook(_module, _inputs, output):
-                out = output[0] if isinstance(output, tuple) else output
-                seen[(name, layer)] = self._to_grid(out.detach(), split_heads)
+                seen[(name, layer)] = output[0] if isinstance(output, tuple) else output
 
             return hook
 
@@ -169,10 +174,9 @@ class ModelAdapter(ABC):
             for layer in layers:
                 for kind in kinds:
                     module = self.projection(layer, kind)
-                    handles.append(module.register_forward_hook(keep(kind, layer, True)))
+                    handles.append(module.register_forward_hook(keep(kind, layer)))
                 if residual:
-                    hook = keep("residual", layer, False)
-                    handles.append(self.block(layer).register_forward_hook(hook))
+                    handles.append(self.block(layer).register_forward_hook(keep("residual", layer)))
             yield seen
         finally:
             for handle in handles:
@@ -200,6 +204,11 @@ class ModelAdapter(ABC):
                 f"{self.family}: only {len(seen)} of {expected} hooks fired; the model's "
                 "forward bypasses the declared projection modules"
             )
-        heads = {kind: torch.stack([seen[(kind, lyr)] for lyr in layers], 1) for kind in kinds}
-        res = torch.stack([seen[("residual", lyr)] for lyr in layers], 1) if residual else None
+
+        def stacked(name: str, split_heads: bool) -> torch.Tensor:
+            raw = torch.stack([seen[(name, layer)] for layer in layers], 1).float()
+            return self._to_grid(raw, split_heads)
+
+        heads = {kind: stacked(kind, True) for kind in kinds}
+        res = stacked("residual", False) if residual else None
         return Capture(logits=logits, heads=heads, residual=res)
