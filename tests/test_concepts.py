@@ -95,6 +95,7 @@ def test_tubelet_store_is_ragged_and_consistent(pipeline):
     assert sorted(rows["label"]) == sorted(set(np.unique(volume)) - {0})
     assert rows["voxels"].sum() == (volume > 0).sum()
     assert table["video_id"].iloc[0] == store.attrs["video_ids"][0]
+    assert (table["layer"] == 3).all()
 
 
 def test_concept_assignment_and_support_masks(pipeline):
@@ -140,3 +141,21 @@ def test_role_masks_follow_sampling_and_crop(pipeline, tmp_path):
     on_grid = role_masks_on_grid(truth, "vid0000", decoded, (16, 64, 64))
     frames = truth["masks"][0][:, decoded.attrs["sampled_indices"]].astype(bool)
     np.testing.assert_array_equal(on_grid, frames)  # identity grid: exactly the sampled frames
+
+
+def test_shard_with_every_video_skipped_gives_an_empty_complete_store(tmp_path):
+    with atomic_store(
+        tmp_path / "f.zarr",
+        "features",
+        video_ids=[],
+        layers=[0],
+        head_kinds=["keys"],
+        grid=[2, 4, 4],
+    ) as group:
+        write_array(group, "keys", np.zeros((0, 1, 2, 2, 4, 4, 8), np.float32))
+    assert write_tubelet_store(tmp_path / "f.zarr", 0, tmp_path / "t.zarr", ProposalSettings()) == 0
+    store = open_tubelets(tmp_path / "t.zarr")
+    assert store["descriptors"].shape == (0, 8) and list(store["offsets"][...]) == [0]
+    assert tubelet_table(store).empty
+    with pytest.raises(ValueError, match=r"layer 1 not captured \(have \[0\]\)"):
+        write_tubelet_store(tmp_path / "f.zarr", 1, tmp_path / "u.zarr", ProposalSettings())

@@ -3,6 +3,7 @@ import torch
 
 from videoconcepts.checkpoints import DEMO, MissingCheckpointError, input_defaults
 from videoconcepts.models import load_adapter
+from videoconcepts.synthetic import EVENTS
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,8 @@ def test_demo_checkpoint_is_shipped_and_small():
     weights = DEMO_DIR / "model.safetensors"
     assert weights.stat().st_size <= 10 * 2**20
     assert input_defaults(DEMO) == {"num_frames": 16, "size": 64}
+    # the shipped head's classes are the generator's events, in order
+    assert load_adapter(DEMO, device="cpu").class_names == list(EVENTS)
 
 
 def test_missing_checkpoint_is_reported(tmp_path):

@@ -1,4 +1,12 @@
-from videoconcepts.settings import resolve_decode, resolve_proposals, settings_hash, shards
+import pytest
+
+from videoconcepts.settings import (
+    analysed_layers,
+    resolve_decode,
+    resolve_proposals,
+    settings_hash,
+    shards,
+)
 
 
 def test_hash_ignores_key_order_but_not_values():
@@ -52,3 +60,13 @@ def test_proposal_settings_keep_only_what_the_method_uses():
     config["tubelets"]["n_segments"] = 20
     assert resolve_proposals(config, "random_crops") == crops
     assert resolve_proposals(config) != slic
+
+
+def test_layers_default_to_all_and_are_checked_against_the_model():
+    config = {"model": {"checkpoint": "demo"}, "features": {"layers": None}}
+    assert analysed_layers(config) == [0, 1, 2, 3]
+    config["features"]["layers"] = [3, 1]
+    assert analysed_layers(config) == [1, 3]
+    config["features"]["layers"] = [2, 4]
+    with pytest.raises(ValueError, match=r"features.layers \[4\] out of range"):
+        analysed_layers(config)

@@ -142,6 +142,9 @@ def test_single_stage_can_be_targeted(finished_run, tmp_path):
     write_config(tmp_path)
     plan = planned(tmp_path, "--until", "decode")
     assert plan == {"decode": 6, "demo_data": 1, "total": 7}
+    store = next((finished_run / "results" / "decode").glob("*/vid0003.zarr"))
+    target = str(store.relative_to(finished_run))
+    assert planned(tmp_path, target) == {"decode": 1, "demo_data": 1, "total": 2}
 
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):

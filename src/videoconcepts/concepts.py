@@ -80,6 +80,8 @@ def write_concept_store(
     fits = []
     for head in tqdm(range(n_heads), desc=f"concepts layer {first['layer']}"):
         rows = np.flatnonzero(table["head"].to_numpy() == head)
+        if len(rows) == 0:
+            raise ValueError(f"layer {first['layer']}, head {head}: no tubelets in {stores}")
         model, scores = fit_head(descriptors[rows], settings, torch_device)
         k = model.n_components
         concept[rows] = assign(model.Z_)

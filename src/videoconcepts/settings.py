@@ -38,7 +38,7 @@ def resolve_features(config: dict[str, Any]) -> dict[str, Any]:
     features = config["features"]
     return {
         "checkpoint": config["model"]["checkpoint"],
-        "layers": features.get("layers"),
+        "layers": sorted(features["layers"]) if features.get("layers") else None,
         "heads": list(features["heads"]),
         "residual": features["residual"],
         "dtype": features["dtype"],
@@ -53,13 +53,17 @@ def shards(ids: list[str], per_job: int) -> list[list[str]]:
 
 
 def analysed_layers(config: dict[str, Any]) -> list[int]:
-    """Model layers the features stage captures (all when unset)."""
+    """Model layers the features stage captures (all when unset), checked against the model."""
+    n_layers = model_facts(config["model"]["checkpoint"])["num_layers"]
     layers = config["features"].get("layers")
-    return (
-        list(layers)
-        if layers
-        else list(range(model_facts(config["model"]["checkpoint"])["num_layers"]))
-    )
+    if not layers:
+        return list(range(n_layers))
+    bad = [layer for layer in layers if layer >= n_layers]
+    if bad:
+        raise ValueError(
+            f"features.layers {bad} out of range: the model has {n_layers} layers (0-based)"
+        )
+    return sorted(layers)
 
 
 def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict[str, Any]:

@@ -80,9 +80,11 @@ def write_tubelet_store(
                 rows.append(stats)
                 descriptors.append(desc)
                 offsets.append(offsets[-1] + len(desc))
-        table = pd.concat(rows, ignore_index=True)[list(TABLE_COLUMNS)]
+        empty = pd.DataFrame(columns=list(TABLE_COLUMNS))  # a shard whose videos were all skipped
+        table = pd.concat([empty, *rows], ignore_index=True)[list(TABLE_COLUMNS)]
         write_array(store, "tubelets", table.to_numpy(np.int32), chunks=(max(1, len(table)), 10))
-        stacked = np.concatenate(descriptors).astype(np.float32)
+        n_dims = heads.shape[-1]
+        stacked = np.concatenate([np.empty((0, n_dims)), *descriptors]).astype(np.float32)
         write_array(
             store,
             "descriptors",
@@ -98,7 +100,8 @@ def open_tubelets(path: str | Path) -> zarr.Group:
 
 
 def tubelet_table(store: zarr.Group) -> pd.DataFrame:
-    """The tubelet table (one row per descriptor row) with a ``video_id`` column added."""
+    """The tubelet table (one row per descriptor row) with ``video_id`` and ``layer`` added."""
     table = pd.DataFrame(store["tubelets"][...], columns=store.attrs["table_columns"])
     table.insert(1, "video_id", np.asarray(store.attrs["video_ids"], dtype=object)[table["video"]])
+    table.insert(2, "layer", store.attrs["layer"])
     return table
