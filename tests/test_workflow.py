@@ -61,7 +61,7 @@ def write_config(workdir: Path, **overrides) -> dict:
 
 def planned(workdir: Path, *targets: str) -> dict[str, int]:
     """Rule name -> number of jobs a dry run would execute."""
-    out = run_snakemake(workdir, "-n", "--quiet", "rules", *targets).stdout
+    out = run_snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", out, re.MULTILINE)}
 
 
