@@ -147,6 +147,16 @@ def test_single_stage_can_be_targeted(finished_run, tmp_path):
     assert planned(tmp_path, target) == {"decode": 1, "demo_data": 1, "total": 2}
 
 
+def test_default_profile_is_picked_up(finished_run, tmp_path):
+    """profiles/ (a link to workflow/profiles) sits next to the Snakefile, where Snakemake
+    looks for the default profile: its printshellcmds shows the job's command."""
+    write_config(tmp_path)
+    store = next((finished_run / "results" / "decode").glob("*/vid0001.zarr"))
+    target = str(store.relative_to(finished_run))
+    out = run_snakemake(tmp_path, target, "-n").stdout
+    assert "videoconcepts decode --video" in out
+
+
 def test_bad_config_is_rejected_before_any_job(tmp_path):
     write_config(tmp_path, decode={"frame_stride": "two"})
     result = run_snakemake(tmp_path, "-n", check=False)
