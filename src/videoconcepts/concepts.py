@@ -4,7 +4,7 @@ Reads the tubelet stores of all shards for one layer, clusters each head's tubel
 descriptors into concepts (number chosen by the k-means elbow or silhouette rule), and
 stores centroids, the tubelet-to-concept assignment and per-concept statistics. Masks are
 not copied: a concept's support in a video is the union of its tubelets' labels in the
-tubelet store's label volume (:func:`concept_masks`).
+tubelet store's label volume (:class:`ConceptSupport`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ the clip; a concept absent from such a video scores 0 there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,17 +43,20 @@ def role_masks_on_grid(
 
 
 def concept_role_iou(
-    concept_store: str | Path, truth: zarr.Group, decode_dir: str | Path
+    concept_store: str | Path,
+    roles: Sequence[str],
+    truth_on_grid: Callable[[str, tuple[int, ...]], np.ndarray],
 ) -> pd.DataFrame:
-    """Mean IoU of every (head, concept) of one layer with every role."""
+    """Mean IoU of every (head, concept) of one layer with every role.
+
+    ``truth_on_grid(video_id, grid)`` gives the (roles, T, H, W) ground truth on the grid.
+    """
     concepts = open_concepts(concept_store)
     support = ConceptSupport(concepts)
-    roles = truth.attrs["roles"]
     n_heads = len(support.n_concepts)
     records = []
     for v, video_id in enumerate(tqdm(concepts.attrs["video_ids"], desc="validate")):
-        decoded = open_decoded(Path(decode_dir) / f"{video_id}.zarr")
-        truth_grid = role_masks_on_grid(truth, video_id, decoded, support.grid)
+        truth_grid = truth_on_grid(video_id, support.grid)
         visible = truth_grid.any(axis=(1, 2, 3))
         for head in range(n_heads):
             masks = support.masks(head, v)[:, None]  # (k, 1, T, H, W)
@@ -76,9 +80,17 @@ def validation_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(best concept per method and role, every concept's score) for proposal methods."""
     truth = open_store(ground_truth, "ground_truth")
+
+    @functools.cache
+    def truth_on_grid(video_id: str, grid: tuple[int, ...]) -> np.ndarray:
+        # the same for every layer and method: resample each video's ground truth once
+        decoded = open_decoded(Path(decode_dir) / f"{video_id}.zarr")
+        return role_masks_on_grid(truth, video_id, decoded, grid)
+
+    roles = truth.attrs["roles"]
     scores = pd.concat(
         [
-            concept_role_iou(path, truth, decode_dir).assign(method=method)
+            concept_role_iou(path, roles, truth_on_grid).assign(method=method)
             for method, paths in concept_stores.items()
             for path in paths
         ],

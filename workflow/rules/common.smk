@@ -69,18 +69,19 @@ if config["tubelets"]["head_kind"] not in config["features"]["heads"]:
         f"tubelets.head_kind={config['tubelets']['head_kind']!r} is not captured: add it to "
         f"features.heads (now {config['features']['heads']})"
     )
-DECODE_DIR = f"{RESULTS}/decode/{settings_hash(DECODE_SETTINGS)}"
-FEATURES_TAG = f"{settings_hash(DECODE_SETTINGS)}-{settings_hash(FEATURE_SETTINGS)}"
+DECODE_HASH = settings_hash(DECODE_SETTINGS)
+DECODE_DIR = f"{RESULTS}/decode/{DECODE_HASH}"
+FEATURES_TAG = f"{DECODE_HASH}-{settings_hash(FEATURE_SETTINGS)}"
 FEATURES_DIR = f"{RESULTS}/features/{FEATURES_TAG}"
 SHARDS = shards(list(SAMPLES.index), config["features"]["videos_per_job"])
 LAYERS = analysed_layers(config)
 
-# Tubelet settings by hash: the configured method, plus the random-crop baseline that the
-# demo's concept validation compares SLIC with.
-PROPOSALS = {
-    settings_hash(p): p
-    for p in (resolve_proposals(config), resolve_proposals(config, "random_crops"))
+# Tubelet settings of both methods: the configured one, and the other for the demo's
+# concept validation (SLIC vs. the random-crop baseline). PROPOSALS maps hash -> settings.
+PROPOSALS_BY_METHOD = {
+    m: resolve_proposals(config, m) for m in ("slic", "random_crops")
 }
+PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
 CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
 
@@ -117,7 +118,7 @@ def shard_decode_stores(wildcards) -> list[str]:
 
 
 def proposals_hash(method: str | None = None) -> str:
-    return settings_hash(resolve_proposals(config, method))
+    return settings_hash(PROPOSALS_BY_METHOD[method or config["tubelets"]["method"]])
 
 
 def tubelet_store(proposals: str, layer, shard) -> str:

@@ -5,9 +5,9 @@ rule decode:
     output:
         directory(decode_store("{video}")),
     log:
-        log_path("decode", f"{settings_hash(DECODE_SETTINGS)}/{{video}}"),
+        log_path("decode", f"{DECODE_HASH}/{{video}}"),
     benchmark:
-        benchmark_path("decode", f"{settings_hash(DECODE_SETTINGS)}/{{video}}")
+        benchmark_path("decode", f"{DECODE_HASH}/{{video}}")
     conda:
         ENV
     resources:
@@ -27,9 +27,9 @@ rule skipped_videos:
     output:
         skipped_table(),
     log:
-        log_path("decode", f"{settings_hash(DECODE_SETTINGS)}/skipped"),
+        log_path("decode", f"{DECODE_HASH}/skipped"),
     benchmark:
-        benchmark_path("decode", f"{settings_hash(DECODE_SETTINGS)}/skipped")
+        benchmark_path("decode", f"{DECODE_HASH}/skipped")
     conda:
         ENV
     shell:

@@ -6,9 +6,9 @@ rule features:
     output:
         directory(f"{FEATURES_DIR}/shard-{{shard}}.zarr"),
     log:
-        log_path("features", f"{Path(FEATURES_DIR).name}/shard-{{shard}}"),
+        log_path("features", f"{FEATURES_TAG}/shard-{{shard}}"),
     benchmark:
-        benchmark_path("features", f"{Path(FEATURES_DIR).name}/shard-{{shard}}")
+        benchmark_path("features", f"{FEATURES_TAG}/shard-{{shard}}")
     conda:
         ENV
     threads: 2
