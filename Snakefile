@@ -12,6 +12,7 @@ include: "workflow/rules/decode.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/tubelets.smk"
 include: "workflow/rules/concepts.smk"
+include: "workflow/rules/importance.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
         feature_stores(),
         concept_stores(),
         validation_tables() if DEMO else [],
+        importance_outputs(),

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from videoconcepts.stores import write_table
+
 
 def _decode(args: argparse.Namespace) -> None:
     from videoconcepts.decode import DecodeSettings, write_decode_store
@@ -26,7 +28,7 @@ def _skipped(args: argparse.Namespace) -> None:
 
     table = pd.DataFrame([decode_status(store) for store in args.stores])
     table = table[table["status"] != "ok"].drop(columns="status")
-    table.to_csv(args.out, sep="\t", index=False)
+    write_table(table, args.out)
     print(f"{len(table)} of {len(args.stores)} videos skipped", file=sys.stderr)
 
 
@@ -71,9 +73,116 @@ def _validate(args: argparse.Namespace) -> None:
         method, _, path = item.partition("=")
         stores.setdefault(method, []).append(path)
     best, scores = validation_tables(stores, args.ground_truth, args.decode_dir)
-    best.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
-    scores.to_csv(args.scores, sep="\t", index=False, float_format="%.4f")
+    write_table(best, args.out, "%.4f")
+    write_table(scores, args.scores, "%.4f")
     print(best.to_string(index=False), file=sys.stderr)
+
+
+def _units(args: argparse.Namespace) -> None:
+    from videoconcepts.units import write_unit_store
+
+    count = write_unit_store(args.concepts, args.out)
+    print(f"{count} concept units in {args.out}", file=sys.stderr)
+
+
+def _masking(args: argparse.Namespace):
+    import torch
+
+    from videoconcepts.importance import MaskingSettings
+
+    torch.set_num_threads(args.threads)
+    return MaskingSettings(**json.loads(args.masking))
+
+
+def _cris(args: argparse.Namespace) -> None:
+    from videoconcepts.importance import CrisSettings, write_cris_shard
+
+    count = write_cris_shard(
+        args.units,
+        args.out,
+        _masking(args),
+        CrisSettings(**json.loads(args.settings)),
+        args.shard,
+        args.shards,
+        args.samples,
+        args.batch_size,
+        args.device,
+    )
+    print(f"{count} masks scored in {args.out}", file=sys.stderr)
+
+
+def _cris_gather(args: argparse.Namespace) -> None:
+    from videoconcepts.importance import CrisSettings, gather_cris
+
+    table, stability = gather_cris(
+        args.units, args.shards, CrisSettings(**json.loads(args.settings))
+    )
+    write_table(table, args.importance, "%.6g")
+    write_table(stability, args.stability, "%.4f")
+    print(table.head(20).to_string(index=False), file=sys.stderr)
+    print(stability.to_string(index=False), file=sys.stderr)
+
+
+def _occlusion(args: argparse.Namespace) -> None:
+    from videoconcepts.attribution import occlusion_importance
+    from videoconcepts.importance import Clips, MaskScorer, video_targets
+    from videoconcepts.models import load_adapter
+    from videoconcepts.units import open_units
+
+    masking = _masking(args)
+    units = open_units(args.units)
+    adapter = load_adapter(masking.checkpoint, args.device)
+    clips = Clips(units.video_ids, units.decode_stores)
+    targets, baseline = video_targets(adapter, clips, masking, args.samples)
+    with MaskScorer(adapter, units.layers, masking, args.batch_size) as scorer:
+        table = occlusion_importance(scorer, clips, units, targets, baseline)
+    write_table(table, args.out, "%.6g")
+    print(table.head(20).to_string(index=False), file=sys.stderr)
+
+
+def _curves(args: argparse.Namespace) -> None:
+    from videoconcepts.attribution import attribution_curves, fidelity_checks
+    from videoconcepts.importance import Clips, MaskScorer, video_targets
+    from videoconcepts.models import load_adapter
+    from videoconcepts.units import open_units
+
+    masking = _masking(args)
+    settings = json.loads(args.settings)
+    units = open_units(args.units)
+    importance = {}
+    for item in args.importance:
+        method, _, path = item.partition("=")
+        table = pd.read_csv(path, sep="\t").set_index("unit").reindex(units.table["unit"])
+        importance[method] = table["importance"].to_numpy()
+    adapter = load_adapter(masking.checkpoint, args.device)
+    clips = Clips(units.video_ids, units.decode_stores)
+    targets, _ = video_targets(adapter, clips, masking, args.samples)
+    with MaskScorer(adapter, units.layers, masking, args.batch_size) as scorer:
+        curves, areas = attribution_curves(scorer, clips, units, targets, importance, **settings)
+    methods = list(importance)
+    checks = fidelity_checks(areas, methods[0], [*methods[1:], "random"])
+    write_table(curves, args.curves, "%.6g")
+    write_table(areas, args.fidelity, "%.6g")
+    write_table(checks, args.checks, "%.6g")
+    print(areas.to_string(index=False), file=sys.stderr)
+    print(checks.to_string(index=False), file=sys.stderr)
+
+
+def _heads(args: argparse.Namespace) -> None:
+    from videoconcepts.heads import HeadSettings, head_importance
+
+    table, curve = head_importance(
+        args.decode_stores,
+        _masking(args),
+        HeadSettings(**json.loads(args.settings)),
+        args.samples,
+        args.batch_size,
+        args.device,
+    )
+    write_table(table, args.importance, "%.6g")
+    write_table(curve, args.pruning, "%.6g")
+    print(table.to_string(index=False), file=sys.stderr)
+    print(curve.to_string(index=False), file=sys.stderr)
 
 
 def _demo_data(args: argparse.Namespace) -> None:
@@ -130,6 +239,57 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--scores", required=True, help="every concept's score")
     validate.add_argument("concepts", nargs="+", help="METHOD=concept store, one per layer")
     validate.set_defaults(run=_validate)
+
+    units = commands.add_parser("units", help="token masks of every concept (maskable units)")
+    units.add_argument("--out", required=True)
+    units.add_argument("concepts", nargs="+", help="concept stores, one per layer")
+    units.set_defaults(run=_units)
+
+    def masked_job(name: str, help: str) -> argparse.ArgumentParser:
+        job = commands.add_parser(name, help=help)
+        job.add_argument("--masking", required=True, help="JSON MaskingSettings")
+        job.add_argument("--samples", default=None, help="sample sheet with labels")
+        job.add_argument("--batch-size", type=int, default=32, help="masks per forward pass")
+        job.add_argument("--device", default="auto")
+        job.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+        return job
+
+    cris = masked_job("cris", "score one shard of CRIS masks")
+    cris.add_argument("--units", required=True)
+    cris.add_argument("--out", required=True)
+    cris.add_argument("--settings", required=True, help="JSON CrisSettings")
+    cris.add_argument("--shard", type=int, required=True)
+    cris.add_argument("--shards", type=int, required=True)
+    cris.set_defaults(run=_cris)
+
+    gather = commands.add_parser("cris-gather", help="reduce CRIS shards to importance")
+    gather.add_argument("--units", required=True)
+    gather.add_argument("--settings", required=True, help="JSON CrisSettings")
+    gather.add_argument("--importance", required=True)
+    gather.add_argument("--stability", required=True)
+    gather.add_argument("shards", nargs="+")
+    gather.set_defaults(run=_cris_gather)
+
+    occlusion = masked_job("occlusion", "importance of each unit masked alone")
+    occlusion.add_argument("--units", required=True)
+    occlusion.add_argument("--out", required=True)
+    occlusion.set_defaults(run=_occlusion)
+
+    curves = masked_job("curves", "attribution curves and their areas")
+    curves.add_argument("--units", required=True)
+    curves.add_argument("--settings", required=True, help="JSON steps/random_orders/seed")
+    curves.add_argument("--curves", required=True)
+    curves.add_argument("--fidelity", required=True, help="area under each curve")
+    curves.add_argument("--checks", required=True, help="first method vs. each baseline")
+    curves.add_argument("importance", nargs="+", help="METHOD=importance table")
+    curves.set_defaults(run=_curves)
+
+    heads = masked_job("heads", "head importance and pruning curve")
+    heads.add_argument("--settings", required=True, help="JSON HeadSettings")
+    heads.add_argument("--importance", required=True)
+    heads.add_argument("--pruning", required=True)
+    heads.add_argument("decode_stores", nargs="+")
+    heads.set_defaults(run=_heads)
 
     demo = commands.add_parser("demo-data", help="generate the synthetic demo videos")
     demo.add_argument("--out", required=True, type=Path)

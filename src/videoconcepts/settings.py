@@ -93,3 +93,36 @@ def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict
 def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
     concepts = config["concepts"]
     return {key: concepts[key] for key in ("max_concepts", "selection", "max_iter", "tol", "seed")}
+
+
+# CRIS masks per run: the paper's 4,000 for real models; the demo's 120 concepts
+# reach a stable ranking with fewer (see docs/ARCHITECTURE.md).
+NUM_MASKS = {"demo": 512, "default": 4000}
+
+
+def resolve_masking(config: dict[str, Any]) -> dict[str, Any]:
+    """How units are masked and scored; shared by CRIS, occlusion, curves and heads."""
+    importance = config["importance"]
+    return {
+        "checkpoint": config["model"]["checkpoint"],
+        **{key: importance[key] for key in ("mode", "head_kind", "metric", "target")},
+    }
+
+
+def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
+    importance = config["importance"]
+    num_masks = importance.get("num_masks")
+    if num_masks is None:
+        num_masks = NUM_MASKS.get(config["model"]["checkpoint"], NUM_MASKS["default"])
+    return {
+        "num_masks": num_masks,
+        **{key: importance[key] for key in ("mask_ratio", "seed", "stop_when_stable")},
+    }
+
+
+def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["curves"])
+
+
+def resolve_heads(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["heads"])

@@ -7,6 +7,7 @@ marks it complete and only then renames it into place. Readers open stores with
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
@@ -123,3 +125,11 @@ def open_store(path: str | Path, kind: str) -> zarr.Group:
     if found != kind:
         raise IncompleteStoreError(f"{path}: holds a {found!r} store, expected {kind!r}")
     return group
+
+
+def write_table(table: pd.DataFrame, path: str | Path, float_format: str | None = None) -> None:
+    """Write a TSV table atomically (temp file, then rename): never half a table."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, sep="\t", index=False, float_format=float_format)
+    os.replace(tmp, path)

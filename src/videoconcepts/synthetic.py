@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from videoconcepts.stores import atomic_store, create_array, write_array
+from videoconcepts.stores import atomic_store, create_array, write_array, write_table
 
 EVENTS: tuple[str, ...] = (
     "moves_right",
@@ -399,12 +399,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 24) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _write_table(path: Path, table: pd.DataFrame) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
-
-
 def dataset_ids(videos_per_event: int) -> list[str]:
     """Ids of the videos :func:`generate_dataset` writes (known before it runs)."""
     return [f"vid{i:04d}" for i in range(videos_per_event * len(EVENTS))]
@@ -464,5 +458,5 @@ def generate_dataset(
             "label": [EVENTS[k] for k in labels],
         }
     )
-    _write_table(out_dir / "samples.tsv", table)
+    write_table(table, out_dir / "samples.tsv")
     return table

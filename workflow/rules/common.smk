@@ -12,6 +12,10 @@ from videoconcepts.samples import SampleSheetError, load_samples
 from videoconcepts.settings import (
     analysed_layers,
     resolve_concepts,
+    resolve_cris,
+    resolve_curves,
+    resolve_heads,
+    resolve_masking,
     resolve_proposals,
     resolve_decode,
     resolve_features,
@@ -85,11 +89,25 @@ PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
 CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
 
+# Importance: masking (shared), CRIS, curves and heads each name their own folder.
+MASKING_SETTINGS = resolve_masking(config)
+MASKING_HASH = settings_hash(MASKING_SETTINGS)
+CRIS_SETTINGS = resolve_cris(config)
+CRIS_HASH = settings_hash(CRIS_SETTINGS)
+CURVES_SETTINGS = resolve_curves(config)
+HEADS_SETTINGS = resolve_heads(config)
+# A sample sheet with labels (the demo's own, or the user's file) gives the targets.
+if DEMO:
+    LABELS = [f"{DEMO_DIR}/samples.tsv"]
+else:
+    LABELS = [config["samples"]] if Path(config["samples"]).is_file() else []
+
 
 wildcard_constraints:
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
     shard="[0-9]{3}",
     layer="[0-9]{2}",
+    cris_shard="[0-9]{3}",
     proposals="|".join(PROPOSALS),
 
 
@@ -142,4 +160,61 @@ def validation_tables() -> list[str]:
     return [
         f"{validation_dir()}/concept_validation.tsv",
         f"{validation_dir()}/concept_scores.tsv",
+    ]
+
+
+def samples_arg(wildcards, input) -> str:
+    """``--samples <sheet>`` when a sheet with labels is an input, else nothing."""
+    return f"--samples '{input.samples[0]}'" if input.samples else ""
+
+
+def importance_dir() -> str:
+    """Importance outputs of the configured tubelet method's concepts."""
+    return f"{RESULTS}/importance/{FEATURES_TAG}-{proposals_hash()}-{CONCEPTS_HASH}"
+
+
+def importance_name(path: str) -> str:
+    """Log and benchmark name of an importance output: its path below importance/."""
+    return str(Path(path).relative_to(f"{RESULTS}/importance"))
+
+
+def units_store() -> str:
+    return f"{importance_dir()}/units.zarr"
+
+
+def cris_dir() -> str:
+    return f"{importance_dir()}/cris-{MASKING_HASH}-{CRIS_HASH}"
+
+
+def cris_shard(shard: str) -> str:
+    # Shard contents depend on the shard count and batch size, so both name the folder;
+    # the gathered result does not.
+    imp = config["importance"]
+    folder = f"{cris_dir()}/shards-{imp['shards']}x{imp['masks_per_batch']}"
+    return f"{folder}/shard-{shard}.zarr"
+
+
+def cris_shards() -> list[str]:
+    return [cris_shard(f"{i:03d}") for i in range(config["importance"]["shards"])]
+
+
+def occlusion_table() -> str:
+    return f"{importance_dir()}/occlusion-{MASKING_HASH}/concept_importance.tsv"
+
+
+def curves_dir() -> str:
+    return f"{cris_dir()}/curves-{settings_hash(CURVES_SETTINGS)}"
+
+
+def heads_dir() -> str:
+    return (
+        f"{RESULTS}/heads/{DECODE_HASH}-{MASKING_HASH}-{settings_hash(HEADS_SETTINGS)}"
+    )
+
+
+def importance_outputs() -> list[str]:
+    return [
+        f"{cris_dir()}/concept_importance.tsv",
+        f"{curves_dir()}/fidelity.tsv",
+        f"{heads_dir()}/pruning_curve.tsv",
     ]

@@ -45,7 +45,10 @@ def load_adapter(checkpoint: str, device: str = "auto") -> ModelAdapter:
         )
     adapter_cls, model_cls = FAMILIES[family]
     try:
-        model = model_cls.from_pretrained(resolve_checkpoint(checkpoint), local_files_only=True)
+        # SDPA attention: the `remove` masking mode passes its bias through it.
+        model = model_cls.from_pretrained(
+            resolve_checkpoint(checkpoint), local_files_only=True, attn_implementation="sdpa"
+        )
     except OSError as err:
         raise MissingCheckpointError(f"checkpoint {checkpoint!r}: {err}") from err
     mean, std = normalisation(checkpoint)

@@ -91,6 +91,10 @@ class ModelAdapter(ABC):
         """The module whose output holds all heads' ``kind`` for ``layer`` as (B, N, heads*dim)."""
 
     @abstractmethod
+    def attention(self, layer: int) -> nn.Module:
+        """The module Hugging Face's attention function receives as ``module`` in ``layer``."""
+
+    @abstractmethod
     def block(self, layer: int) -> nn.Module:
         """The transformer block whose output is the residual stream after ``layer``."""
 
@@ -110,6 +114,23 @@ class ModelAdapter(ABC):
     @property
     def num_classes(self) -> int:
         return int(self.model.config.num_labels)
+
+    @property
+    def intermediate_size(self) -> int:
+        return int(self.model.config.intermediate_size)
+
+    def layer_flops(self) -> dict[str, float]:
+        """Multiply-adds of one layer for one clip: per attention head and for the MLP.
+
+        A head costs its slice of the q/k/v and output projections plus its two
+        (tokens x tokens) products; pruning a head removes exactly that.
+        """
+        n = self.grid.size + self.num_special_tokens
+        d, dh = self.hidden_size, self.head_dim
+        return {
+            "attention_head": 4 * n * d * dh + 2 * n * n * dh,
+            "mlp": 2 * n * d * self.intermediate_size,
+        }
 
     @property
     def device(self) -> torch.device:

@@ -53,6 +53,9 @@ class VideoMAEAdapter(ModelAdapter):
     def projection(self, layer: int, kind: HeadKind) -> nn.Module:
         return getattr(self._layer(layer).attention.attention, _PROJECTION[kind])
 
+    def attention(self, layer: int) -> nn.Module:
+        return self._layer(layer).attention.attention
+
     def block(self, layer: int) -> nn.Module:
         return self._layer(layer)
 

@@ -1,0 +1,142 @@
+"""Mask patch tokens per (layer, head) inside a model's attention, for many masks at once.
+
+Two modes:
+
+- ``zero`` (VTCD's): multiply the head's keys (or queries/values) on the masked tokens
+  by zero. Masked tokens still receive attention, with a logit of zero: a perturbation.
+- ``remove``: exclude the masked tokens from the head's attention with an additive
+  ``-inf`` bias on those key positions, in that head only. A head whose every token is
+  masked contributes nothing (its output is zero), which is what pruning it means.
+
+Hooks are registered once by :class:`TokenMasker`; each batch only swaps the mask
+tensor, so one forward pass scores a different mask in every batch row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from videoconcepts.models.base import HeadKind, ModelAdapter
+
+MaskMode = Literal["zero", "remove"]
+MASK_MODES: tuple[MaskMode, ...] = ("zero", "remove")
+_ATTENTION = "videoconcepts_masked_sdpa"
+# Attention modules currently masked in `remove` mode -> the masker serving them.
+_ACTIVE: dict[int, tuple[TokenMasker, int]] = {}
+
+
+def _masked_sdpa(module, query, key, value, attention_mask, **kwargs):
+    """Hugging Face SDPA attention plus the active masker's key bias for this module."""
+    entry = _ACTIVE.get(id(module))
+    mask = entry[0].layer_mask(entry[1]) if entry else None
+    if mask is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    bias, dead = entry[0].key_bias(mask, query.dtype)
+    if attention_mask is not None:
+        bias = bias + attention_mask
+    out, weights = sdpa_attention_forward(module, query, key, value, bias, **kwargs)
+    # out is (B, S, heads, dim): heads with every key removed output nothing.
+    return out.masked_fill(dead[:, None, :, None], 0.0), weights
+
+
+AttentionInterface.register(_ATTENTION, _masked_sdpa)
+
+
+class TokenMasker:
+    """Context manager masking patch tokens in ``layers`` of an adapter's model.
+
+    Inside the context, :meth:`set` takes a bool tensor (B, len(layers), heads, N) on the
+    model's device (True = masked; N patch tokens in T'H'W' order) that applies to the
+    next forward passes; ``None`` runs the model unchanged. Special tokens (CLS) are
+    never masked.
+    """
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        layers: Sequence[int],
+        mode: MaskMode = "remove",
+        head_kind: HeadKind = "keys",
+    ):
+        if mode not in MASK_MODES:
+            raise ValueError(f"masking mode must be one of {MASK_MODES}, got {mode!r}")
+        self.adapter, self.layers, self.mode, self.head_kind = (
+            adapter,
+            list(layers),
+            mode,
+            head_kind,
+        )
+        self._masks: list[torch.Tensor | None] = [None] * len(self.layers)
+        self._handles: list = []
+        self._previous_attention: str | None = None
+
+    # --- per-batch state ----------------------------------------------------------
+    def set(self, masks: torch.Tensor | None) -> None:
+        if masks is None:
+            self._masks = [None] * len(self.layers)
+            return
+        expected = (len(self.layers), self.adapter.num_heads, self.adapter.grid.size)
+        if masks.dtype != torch.bool or tuple(masks.shape[1:]) != expected:
+            raise ValueError(f"masks must be bool (B, {expected}), got {masks.dtype} {masks.shape}")
+        # A layer with nothing masked runs the unmodified path, bit for bit.
+        any_masked = masks.flatten(2).any(2).any(0).tolist()
+        self._masks = [masks[:, i] if any_masked[i] else None for i in range(len(self.layers))]
+
+    def layer_mask(self, index: int) -> torch.Tensor | None:
+        return self._masks[index]
+
+    def _with_specials(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N) patch mask to (B, heads, S) over the whole token sequence."""
+        specials = self.adapter.num_special_tokens
+        return torch.nn.functional.pad(mask, (specials, 0), value=False) if specials else mask
+
+    def key_bias(self, mask: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Additive attention bias (B, heads, 1, S) and the (B, heads) heads left with no key."""
+        mask = self._with_specials(mask)
+        dead = mask.all(-1)
+        mask = mask & ~dead[..., None]  # a dead head gets no bias; its output is zeroed
+        bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+        return bias.masked_fill_(mask, float("-inf"))[:, :, None, :], dead
+
+    # --- hooks --------------------------------------------------------------------
+    def _zero_hook(self, index: int):
+        heads = self.adapter.num_heads
+
+        def hook(_module, _inputs, output):
+            mask = self._masks[index]
+            if mask is None:
+                return None
+            keep = ~self._with_specials(mask)  # (B, heads, S)
+            b, s, width = output.shape
+            per_head = output.view(b, s, heads, width // heads)
+            return (per_head * keep.transpose(1, 2)[..., None]).view(b, s, width)
+
+        return hook
+
+    def __enter__(self) -> TokenMasker:
+        if self.mode == "zero":
+            for i, layer in enumerate(self.layers):
+                module = self.adapter.projection(layer, self.head_kind)
+                self._handles.append(module.register_forward_hook(self._zero_hook(i)))
+        else:
+            model = self.adapter.model
+            self._previous_attention = model.config._attn_implementation
+            for i, layer in enumerate(self.layers):
+                _ACTIVE[id(self.adapter.attention(layer))] = (self, i)
+            model.set_attn_implementation(_ATTENTION)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if self.mode == "remove":
+            for layer in self.layers:
+                _ACTIVE.pop(id(self.adapter.attention(layer)), None)
+            self.adapter.model.set_attn_implementation(self._previous_attention)
+        self._masks = [None] * len(self.layers)

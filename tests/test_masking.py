@@ -1,0 +1,115 @@
+"""Token masking inside attention: both modes, many masks per batch, exact when empty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from videoconcepts.models import load_adapter
+from videoconcepts.models.masking import TokenMasker
+
+LAYERS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_checkpoint):
+    return load_adapter(str(tiny_checkpoint), "cpu")
+
+
+@pytest.fixture(scope="module")
+def clip() -> torch.Tensor:
+    rng = np.random.default_rng(0)
+    return torch.from_numpy(rng.integers(0, 256, (1, 4, 32, 32, 3), dtype=np.uint8))
+
+
+def masked_logits(adapter, clip, masks, mode, head_kind="keys") -> torch.Tensor:
+    with TokenMasker(adapter, LAYERS, mode, head_kind) as masker:
+        masker.set(masks)
+        return adapter.logits(clip.expand(len(masks), -1, -1, -1, -1))
+
+
+def random_masks(adapter, n: int, seed: int, share: float = 0.5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, len(LAYERS), adapter.num_heads, adapter.grid.size)
+    return torch.rand(shape, generator=g) < share
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_empty_mask_leaves_output_unchanged(adapter, clip, mode):
+    plain = adapter.logits(clip.expand(3, -1, -1, -1, -1))
+    empty = torch.zeros(3, len(LAYERS), adapter.num_heads, adapter.grid.size, dtype=torch.bool)
+    assert torch.equal(masked_logits(adapter, clip, empty, mode), plain)
+    # and the model is back to normal afterwards
+    assert adapter.model.config._attn_implementation == "sdpa"
+    assert torch.equal(adapter.logits(clip.expand(3, -1, -1, -1, -1)), plain)
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_masks_change_the_output_row_by_row(adapter, clip, mode):
+    plain = adapter.logits(clip)
+    out = masked_logits(adapter, clip, random_masks(adapter, 4, seed=1), mode)
+    assert not torch.allclose(out, plain.expand_as(out), atol=1e-4)
+    assert not torch.allclose(out[0], out[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_batch_rows_are_independent(adapter, clip, mode):
+    """Scoring masks together in one batch equals scoring each one alone."""
+    masks = random_masks(adapter, 5, seed=2)
+    masks[3] = False  # an unmasked row next to masked ones
+    together = masked_logits(adapter, clip, masks, mode)
+    alone = torch.cat([masked_logits(adapter, clip, masks[i : i + 1], mode) for i in range(5)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together[3], adapter.logits(clip)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_remove_mode_on_every_token_of_a_head_zeroes_that_head(adapter, clip):
+    layer, head, dim = 1, 2, adapter.head_dim
+    masks = torch.zeros(1, len(LAYERS), adapter.num_heads, adapter.grid.size, dtype=torch.bool)
+    masks[0, LAYERS.index(layer), head] = True
+
+    def zero_head(_module, inputs):
+        context = inputs[0].clone()
+        context[..., head * dim : (head + 1) * dim] = 0
+        return (context, *inputs[1:])
+
+    dense = adapter.model.videomae.encoder.layer[layer].attention.output.dense
+    handle = dense.register_forward_pre_hook(zero_head)
+    try:
+        reference = adapter.logits(clip)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(masked_logits(adapter, clip, masks, "remove"), reference)
+
+
+@pytest.mark.parametrize("kind", ["keys", "values"])
+def test_zero_mode_zeroes_the_chosen_projection_on_the_masked_tokens(adapter, clip, kind):
+    layer, head, dim = 0, 1, adapter.head_dim
+    tokens = [0, 5, 17, 31]
+    masks = torch.zeros(1, len(LAYERS), adapter.num_heads, adapter.grid.size, dtype=torch.bool)
+    masks[0, LAYERS.index(layer), head, tokens] = True
+
+    def zero_slice(_module, _inputs, output):
+        output = output.clone()
+        output[:, tokens, head * dim : (head + 1) * dim] = 0
+        return output
+
+    handle = adapter.projection(layer, kind).register_forward_hook(zero_slice)
+    try:
+        reference = adapter.logits(clip)
+    finally:
+        handle.remove()
+    out = masked_logits(adapter, clip, masks, "zero", head_kind=kind)
+    torch.testing.assert_close(out, reference)
+    assert not torch.allclose(out, adapter.logits(clip), atol=1e-6)
+
+
+def test_bad_masks_are_rejected(adapter):
+    with TokenMasker(adapter, LAYERS, "remove") as masker:
+        with pytest.raises(ValueError, match="bool"):
+            masker.set(torch.zeros(1, len(LAYERS), adapter.num_heads, adapter.grid.size))
+        with pytest.raises(ValueError, match="bool"):
+            masker.set(torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=torch.bool))
+    with pytest.raises(ValueError, match="masking mode"):
+        TokenMasker(adapter, LAYERS, "blur")
