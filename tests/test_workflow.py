@@ -50,6 +50,9 @@ def write_config(workdir: Path, **overrides) -> dict:
     config["features"]["videos_per_job"] = 4
     config["features"]["layers"] = [1, 3]
     config["concepts"]["max_iter"] = 500
+    config["importance"].update(num_masks=16, masks_per_batch=4)
+    config["curves"].update(steps=4, random_orders=1)
+    config["heads"].update(num_masks=8, pruning_steps=4)
     for section, values in overrides.items():
         if isinstance(values, dict):
             config[section].update(values)
@@ -84,7 +87,13 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "tubelets": 8,  # 2 shards x 2 layers x (slic, random_crops)
         "concepts": 4,  # 2 layers x 2 methods
         "validate_concepts": 1,
-        "total": 24,
+        "units": 1,
+        "cris": 2,
+        "cris_gather": 1,
+        "occlusion": 1,
+        "attribution_curves": 1,
+        "head_importance": 1,
+        "total": 31,
     }
 
 
@@ -109,10 +118,46 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["method"]) == {"slic", "random_crops"}
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
-    for rule in ("decode", "features", "tubelets", "concepts", "validation"):
+    for rule in ("decode", "features", "tubelets", "concepts", "validation", "importance", "heads"):
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log"))
         assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv"))
     assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
+
+
+def test_run_produces_importance_curves_and_head_pruning(finished_run):
+    cris = next((finished_run / "results/importance").glob("*/cris-*/concept_importance.tsv"))
+    table = pd.read_csv(cris, sep="\t")
+    assert set(table["layer"]) == {1, 3} and sorted(table["rank"]) == list(range(1, len(table) + 1))
+    assert table["unit"].is_unique and table["stderr"].ge(0).all()
+    units = open_store(next((finished_run / "results/importance").glob("*/units.zarr")), "units")
+    assert units["presence"].shape == (6, len(table))
+    stability = pd.read_csv(cris.with_name("stability.tsv"), sep="\t")
+    assert stability["n_masks"].iloc[-1] == 16
+    occlusion = pd.read_csv(
+        next((finished_run / "results/importance").glob("*/occlusion-*/concept_importance.tsv")),
+        sep="\t",
+    )
+    assert sorted(occlusion["unit"]) == sorted(table["unit"])
+    fidelity = pd.read_csv(next(cris.parent.glob("curves-*/fidelity.tsv")), sep="\t")
+    assert set(zip(fidelity["method"], fidelity["order"], strict=True)) == {
+        ("cris", "positive"),
+        ("cris", "negative"),
+        ("occlusion", "positive"),
+        ("occlusion", "negative"),
+        ("random", "random"),
+    }
+    assert fidelity["auc"].between(0, 1).all()  # the metric is a probability
+    heads = pd.read_csv(
+        next((finished_run / "results/heads").glob("*/head_importance.tsv")), sep="\t"
+    )
+    assert len(heads) == 16  # every head of the 4-layer demo model, not only analysed layers
+    pruning = pd.read_csv(
+        next((finished_run / "results/heads").glob("*/pruning_curve.tsv")), sep="\t"
+    )
+    assert pruning.groupby("order")["heads_pruned"].apply(list).tolist() == [[0, 4, 8, 12, 16]] * 2
+    assert (pruning["evaluated_on"] == "held-out videos").all()
+    logs = list((finished_run / "results/logs/importance").rglob("shard-*.log"))
+    assert len(logs) == 2 and all("batch" in log.read_text() for log in logs)
 
 
 def test_nothing_to_do_after_a_run(finished_run):
@@ -123,16 +168,42 @@ def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_p
     shutil.copytree(finished_run / "results", tmp_path / "results")
     shutil.copytree(finished_run / ".snakemake", tmp_path / ".snakemake")
     write_config(tmp_path, decode={"clip_start": "start"})
-    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1}
+    importance = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
+    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1, **importance}
     plan = planned(tmp_path)
-    assert plan == {"all": 1, "decode": 6, "features": 2, "skipped_videos": 1, **later, "total": 23}
+    assert plan == {
+        "all": 1,
+        "decode": 6,
+        "features": 2,
+        "skipped_videos": 1,
+        "head_importance": 1,
+        **later,
+        "total": 30,
+    }
     write_config(tmp_path, features={"heads": ["keys", "values"]})
-    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 16}
+    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 22}
     write_config(tmp_path, concepts={"selection": "silhouette"})
-    assert planned(tmp_path) == {"all": 1, "concepts": 4, "validate_concepts": 1, "total": 6}
+    assert planned(tmp_path) == {
+        "all": 1,
+        "concepts": 4,
+        "validate_concepts": 1,
+        **importance,
+        "total": 12,
+    }
     write_config(tmp_path, tubelets={"n_segments": 8})  # SLIC only: the baseline stays
-    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1}
-    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 8}
+    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1, **importance}
+    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 14}
+    # importance settings rerun only what depends on them
+    write_config(tmp_path, curves={"steps": 5})
+    assert planned(tmp_path) == {"all": 1, "attribution_curves": 1, "total": 2}
+    write_config(tmp_path, heads={"held_out": 0.5})
+    assert planned(tmp_path) == {"all": 1, "head_importance": 1, "total": 2}
+    write_config(tmp_path, importance={"num_masks": 24})
+    cris_only = {"cris": 2, "cris_gather": 1, "attribution_curves": 1}
+    assert planned(tmp_path) == {"all": 1, **cris_only, "total": 5}
+    write_config(tmp_path, importance={"metric": "logit"})  # every masked job
+    masked = {**cris_only, "occlusion": 1, "head_importance": 1}
+    assert planned(tmp_path) == {"all": 1, **masked, "total": 7}
     # settings that do not change results do not rerun anything
     write_config(tmp_path, features={"batch_size": 3})
     assert planned(tmp_path) == {}

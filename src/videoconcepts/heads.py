@@ -9,6 +9,7 @@ metric, accuracy and the share of attention and of model multiply-adds saved.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,11 @@ class HeadSettings:
 
 
 def split_held_out(video_ids: Sequence[str], share: float) -> np.ndarray:
-    """Bool per video, True for held-out: the ``share`` of ids with the lowest CRC32 hash."""
+    """Bool per video, True for held-out: the ``share`` of ids with the lowest CRC32 hash.
+
+    Raises when either side would be empty (fewer than two videos, or a share that
+    rounds to all or none of them).
+    """
     n_held = int(np.ceil(share * len(video_ids)))
     if n_held < 1 or n_held >= len(video_ids):
         raise ValueError(
@@ -68,7 +73,15 @@ def head_importance(
     """(head importance table, pruning curve) for every head of the model."""
     ok = [p for p in decode_stores if decode_status(p)["status"] == "ok"]
     ids = [decode_status(p)["id"] for p in ok]
-    held = split_held_out(ids, settings.held_out)
+    if not ids:
+        raise ValueError("head importance: no usable videos (decode skipped every one)")
+    if len(ids) >= 2:
+        held = split_held_out(ids, settings.held_out)
+        evaluated_on = "held-out videos"
+    else:  # one video: no split possible; say so in every row of the curve
+        print(f"only {len(ids)} usable video: pruning is evaluated on it", file=sys.stderr)
+        held = np.ones(len(ids), bool)
+        evaluated_on = "estimation videos (too few for a held-out split)"
     adapter = load_adapter(masking.checkpoint, device)
     layers = list(range(adapter.num_layers))
     n_heads = adapter.num_heads
@@ -76,7 +89,8 @@ def head_importance(
     n_units = len(layers) * n_heads
     clips = Clips(ids, ok)
     targets, baseline = video_targets(adapter, clips, masking, samples)
-    estimation, held_out = np.flatnonzero(~held), np.flatnonzero(held)
+    held_out = np.flatnonzero(held)
+    estimation = np.flatnonzero(~held) if (~held).any() else held_out
     masks = sample_masks(settings.num_masks, n_units, settings.mask_ratio, settings.seed)
     with MaskScorer(adapter, layers, masking, batch_size) as scorer:
         scores = np.stack(
@@ -130,6 +144,7 @@ def head_importance(
                     "attention_flops_saved": pruned / n_units,
                     "model_flops_saved": pruned * flops["attention_head"] / total,
                     "gflops_per_clip": 2 * (total - pruned * flops["attention_head"]) / 1e9,
+                    "evaluated_on": evaluated_on,
                 }
             )
     curve = pd.DataFrame(rows)

@@ -43,7 +43,7 @@ class MaskingSettings:
     checkpoint: str
     mode: MaskMode = "remove"
     head_kind: str = "keys"
-    metric: str = "prob"
+    metric: str = "correctness"
     target: str = "auto"
 
 
@@ -97,7 +97,7 @@ class MaskScorer:
             rows = torch.as_tensor(masks[start : start + self.batch_size], device=device)
             padded = torch.nn.functional.pad(rows, (1, 0), value=False)
             self.masker.set(padded[:, index])  # (B, layers, heads, N), built on the device
-            with adapter._autocast():
+            with adapter.autocast():
                 batch = pixels.expand(len(rows), *pixels.shape[1:])
                 out.append(adapter.model(pixel_values=batch).logits.float())
         self.masker.set(None)

@@ -149,7 +149,7 @@ class ModelAdapter(ABC):
         x = (x - mean) / std
         return self.pixel_values(x.permute(0, 1, 4, 2, 3).contiguous())
 
-    def _autocast(self) -> torch.autocast:
+    def autocast(self) -> torch.autocast:
         # bf16 autocast on CUDA; plain fp32 on CPU keeps results exact.
         on_cuda = self.device.type == "cuda"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_cuda)
@@ -157,7 +157,7 @@ class ModelAdapter(ABC):
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """Plain forward pass: uint8 frames (B, T, H, W, 3) to logits (B, classes), fp32."""
-        with self._autocast():
+        with self.autocast():
             return self.model(pixel_values=self.preprocess(frames)).logits.float()
 
     def _to_grid(self, tokens: torch.Tensor, split_heads: bool) -> torch.Tensor:
@@ -217,7 +217,7 @@ class ModelAdapter(ABC):
         if bad:
             raise ValueError(f"layers {bad} out of range for a {self.num_layers}-layer model")
         pixels = self.preprocess(frames)
-        with self._hooks(layers, kinds, residual) as seen, self._autocast():
+        with self._hooks(layers, kinds, residual) as seen, self.autocast():
             logits = self.model(pixel_values=pixels).logits.float()
         expected = len(layers) * (len(kinds) + int(residual))
         if len(seen) != expected:

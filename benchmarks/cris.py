@@ -1,0 +1,184 @@
+"""CRIS throughput in masks per second: batched CRIS vs. the plain forward and the reference way.
+
+    python benchmarks/cris.py [--model demo|base] [--batch 32] [--masks 256] [--device auto]
+
+(a) plain batched forward, no masking (the ceiling);
+(b) batched CRIS: one clip repeated, a different unit mask per batch row, token masks
+    gathered on the device, hooks registered once (this package, both masking modes);
+(c) the reference code's way: one mask per forward at batch size 1, concepts of the
+    mask collected in a Python loop, key-zeroing hooks registered and removed per mask.
+
+A mask costs one forward row of one video in all three, so the ratios compare the
+same work. ``--model base`` builds a random VideoMAE-B-sized classifier (16 x 224 px,
+12 layers x 12 heads) for GPU runs; on CUDA the forward runs in bf16 autocast.
+Units: every (layer, head) of the model split into ~8 random box concepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import numpy as np
+import torch
+from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+from videoconcepts.importance import MaskingSettings, MaskScorer, sample_masks
+from videoconcepts.models import VideoMAEAdapter, load_adapter, pick_device
+from videoconcepts.models.base import ModelAdapter
+
+
+def build_adapter(model: str, device: str) -> ModelAdapter:
+    if model == "demo":
+        return load_adapter("demo", device)
+    config = VideoMAEConfig(num_frames=16, image_size=224, num_labels=174)  # ViT-B defaults
+    torch.manual_seed(0)
+    network = VideoMAEForVideoClassification(config)
+    network.set_attn_implementation("sdpa")
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    return VideoMAEAdapter(network.to(pick_device(device)), mean, std)
+
+
+def box_units(adapter: ModelAdapter, per_head: int, seed: int) -> np.ndarray:
+    """(layers, heads, N) unit ids: each head's grid cut into ``per_head`` time x row slabs."""
+    g = adapter.grid
+    rng = np.random.default_rng(seed)
+    tokens = np.empty((adapter.num_layers, adapter.num_heads, g.frames, g.height, g.width), int)
+    unit = 0
+    for layer in range(adapter.num_layers):
+        for head in range(adapter.num_heads):
+            rows = np.sort(rng.choice(np.arange(1, g.height), per_head // 2 - 1, replace=False))
+            row_of = np.searchsorted(rows, np.arange(g.height), side="right")
+            half = (np.arange(g.frames) >= g.frames // 2).astype(int)
+            local = half[:, None] * (per_head // 2) + row_of[None, :]
+            tokens[layer, head] = unit + local[:, :, None]
+            unit += per_head
+    return tokens.reshape(adapter.num_layers, adapter.num_heads, -1)
+
+
+def synchronise(adapter: ModelAdapter) -> None:
+    if adapter.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_rate(adapter: ModelAdapter, clip: torch.Tensor, batch: int, n_masks: int) -> float:
+    frames = clip.expand(batch, -1, -1, -1, -1)
+    adapter.logits(frames)
+    synchronise(adapter)
+    start = time.perf_counter()
+    for _ in range(0, n_masks, batch):
+        adapter.logits(frames)
+    synchronise(adapter)
+    return n_masks / (time.perf_counter() - start)
+
+
+def cris_rate(adapter, clip, tokens, masks, batch: int, mode: str) -> float:
+    settings = MaskingSettings("benchmark", mode=mode)
+    layers = range(adapter.num_layers)
+    with MaskScorer(adapter, layers, settings, batch_size=batch) as scorer:
+        scorer.scores(clip[0].numpy(), tokens, masks[:batch], target=0)
+        synchronise(adapter)
+        start = time.perf_counter()
+        scorer.scores(clip[0].numpy(), tokens, masks, target=0)
+        synchronise(adapter)
+    return len(masks) / (time.perf_counter() - start)
+
+
+def reference_rate(adapter: ModelAdapter, clip, tokens, n_masks: int, ratio: float) -> float:
+    """One mask per forward, batch 1, hooks registered per mask, as the reference code."""
+    n_units = int(tokens.max()) + 1
+    where = {u: np.argwhere(tokens == u) for u in range(n_units)}  # (layer, head, token)
+    concept_masks = {}  # per-concept (N,) keep masks on the device, precomputed
+    for u, hits in where.items():
+        keep = torch.ones(tokens.shape[-1], device=adapter.device)
+        keep[torch.as_tensor(hits[:, 2])] = 0
+        concept_masks[u] = (int(hits[0, 0]), int(hits[0, 1]), keep)
+    heads, dim = adapter.num_heads, adapter.head_dim
+    pixels = adapter.preprocess(clip)
+
+    def make_hook(entries):
+        def hook(_module, _inputs, output):
+            b, s, width = output.shape
+            keys = output.view(b, s, heads, dim)
+            mask = torch.ones_like(keys)
+            for head, keep in entries:
+                mask[0, :, head] *= keep[:, None]
+            return (keys * mask).view(b, s, width)
+
+        return hook
+
+    def one_mask(rng: random.Random) -> float:
+        chosen = rng.sample(range(n_units), int(ratio * n_units))
+        per_layer: dict[int, list] = {}
+        for unit in chosen:
+            layer, head, keep = concept_masks[unit]
+            per_layer.setdefault(layer, []).append((head, keep))
+        handles = [
+            adapter.projection(layer, "keys").register_forward_hook(make_hook(entries))
+            for layer, entries in per_layer.items()
+        ]
+        try:
+            with torch.inference_mode(), adapter.autocast():
+                logits = adapter.model(pixel_values=pixels).logits
+            return logits.float().softmax(-1)[0, 0].item()
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    rng = random.Random(0)
+    one_mask(rng)
+    start = time.perf_counter()
+    for _ in range(n_masks):
+        one_mask(rng)
+    return n_masks / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["demo", "base"], default="demo")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--masks", type=int, default=256, help="masks per measurement")
+    parser.add_argument("--reference-masks", type=int, default=64)
+    parser.add_argument("--units-per-head", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="medians over this many rounds")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    adapter = build_adapter(args.model, args.device)
+    shape = (1, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
+    clip = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.manual_seed(0))
+    tokens = box_units(adapter, args.units_per_head, seed=0)
+    n_units = int(tokens.max()) + 1
+    masks = sample_masks(args.masks, n_units, 0.5, seed=0)
+
+    # Alternate the measurements round by round so drift on a busy machine hits all alike.
+    rates: dict[str, list[float]] = {"a": [], "remove": [], "zero": [], "c": []}
+    for _ in range(args.rounds):
+        rates["a"].append(plain_rate(adapter, clip, args.batch, args.masks))
+        for mode in ("remove", "zero"):
+            rates[mode].append(cris_rate(adapter, clip, tokens, masks, args.batch, mode))
+        rates["c"].append(reference_rate(adapter, clip, tokens, args.reference_masks, 0.5))
+    a, c = statistics.median(rates["a"]), statistics.median(rates["c"])
+    b = {mode: statistics.median(rates[mode]) for mode in ("remove", "zero")}
+    precision = "bf16 autocast" if adapter.device.type == "cuda" else "fp32"
+    name = torch.cuda.get_device_name() if adapter.device.type == "cuda" else "CPU"
+    print(
+        f"model {args.model} ({adapter.num_layers} layers x {adapter.num_heads} heads, "
+        f"{adapter.grid.size} tokens), {n_units} units, device {name} ({precision}), "
+        f"batch {args.batch}, torch threads {torch.get_num_threads()}, "
+        f"median of {args.rounds} rounds"
+    )
+    print(f"(a) plain batched forward      {a:9.1f} masks/s")
+    for mode, rate in b.items():
+        print(f"(b) batched CRIS, {mode:<6} mode  {rate:9.1f} masks/s")
+    print(f"(c) reference: 1 mask/forward  {c:9.1f} masks/s")
+    for mode, rate in b.items():
+        print(f"ratio (b)/(a) {mode:<6}: {rate / a:.2f}    ratio (b)/(c) {mode:<6}: {rate / c:.2f}")
+
+
+if __name__ == "__main__":
+    main()
