@@ -292,3 +292,10 @@ def test_head_importance_and_pruning_curve(decoded):
     assert (last["accuracy"] < 1).all()  # and does not without attention
     np.testing.assert_allclose(last["metric"], last["metric"].iloc[0], atol=1e-6)
     assert not torch.isnan(torch.tensor(curve["metric"].to_numpy())).any()
+
+
+def test_a_single_video_prunes_on_itself_and_says_so(decoded):
+    _, stores, samples = decoded
+    settings = HeadSettings(num_masks=8, pruning_steps=2)
+    _, curve = head_importance(stores[:1], masking(), settings, samples, 8, "cpu")
+    assert (curve["evaluated_on"] == "estimation videos (too few for a held-out split)").all()

@@ -62,6 +62,90 @@ def split_held_out(video_ids: Sequence[str], share: float) -> np.ndarray:
     return held
 
 
+def _split(ids: Sequence[str], share: float) -> tuple[np.ndarray, np.ndarray, str]:
+    """Estimation and held-out video indices, and what the pruning curve is evaluated on."""
+    if not ids:
+        raise ValueError("head importance: no usable videos (decode skipped every one)")
+    if len(ids) < 2:  # no split possible; every row of the curve says so
+        print("only one usable video: pruning is evaluated on it", file=sys.stderr)
+        return np.arange(1), np.arange(1), "estimation videos (too few for a held-out split)"
+    held = split_held_out(ids, share)
+    return np.flatnonzero(~held), np.flatnonzero(held), "held-out videos"
+
+
+def rank_heads(
+    scorer: MaskScorer,
+    clips: Clips,
+    videos: np.ndarray,
+    targets: np.ndarray,
+    tokens: np.ndarray,
+    masks: np.ndarray,
+    n_heads: int,
+) -> pd.DataFrame:
+    """CRIS importance of every head (unit ``layer * n_heads + head``) on ``videos``."""
+    scores = np.stack(
+        [
+            scorer.scores(clips.frames(v), tokens, masks, int(targets[v]))
+            for v in tqdm(videos, desc="head importance", unit="video")
+        ]
+    )
+    importance, stderr = cris_estimate(scores, masks, np.ones((len(videos), masks.shape[1]), bool))
+    n_layers = masks.shape[1] // n_heads
+    table = pd.DataFrame(
+        {
+            "layer": np.repeat(np.arange(n_layers), n_heads),
+            "head": np.tile(np.arange(n_heads), n_layers),
+            "importance": importance,
+            "stderr": stderr,
+        }
+    )
+    table["rank"] = table["importance"].rank(ascending=False, method="first").astype(int)
+    return table
+
+
+def pruning_curve(
+    scorer: MaskScorer,
+    clips: Clips,
+    videos: np.ndarray,
+    targets: np.ndarray,
+    tokens: np.ndarray,
+    orders: dict[str, np.ndarray],
+    steps: int,
+    metric: str,
+) -> pd.DataFrame:
+    """Metric and accuracy on ``videos`` as heads are pruned in each order, in steps.
+
+    ``scorer`` must mask in ``remove`` mode: a head with all tokens removed outputs zero.
+    """
+    blocks = {name: removal_masks(order, steps)[0] for name, order in orders.items()}
+    masks = np.concatenate(list(blocks.values()))
+    logits = torch.stack(
+        [
+            scorer.logits(clips.frames(v), tokens, masks).cpu()
+            for v in tqdm(videos, desc="pruning", unit="video")
+        ]
+    ).flatten(0, 1)  # (videos x masks, classes)
+    target = torch.as_tensor(targets[videos]).repeat_interleave(len(masks))
+    rows = len(videos), len(masks)
+    flops = scorer.adapter.layer_flops()
+    n_units = masks.shape[1]
+    n_layers = n_units // scorer.adapter.num_heads
+    total = n_layers * (scorer.adapter.num_heads * flops["attention_head"] + flops["mlp"])
+    pruned = masks.sum(1)
+    return pd.DataFrame(
+        {
+            "order": np.repeat(list(blocks), steps + 1),
+            "heads_pruned": pruned,
+            "share_pruned": pruned / n_units,
+            "metric": get_metric(metric)(logits, target).view(rows).mean(0).numpy(),
+            "accuracy": correctness(logits, target).view(rows).mean(0).numpy(),
+            "attention_flops_saved": pruned / n_units,
+            "model_flops_saved": pruned * flops["attention_head"] / total,
+            "gflops_per_clip": 2 * (total - pruned * flops["attention_head"]) / 1e9,
+        }
+    )
+
+
 def head_importance(
     decode_stores: Sequence[str | Path],
     masking: MaskingSettings,
@@ -70,82 +154,27 @@ def head_importance(
     batch_size: int = 32,
     device: str = "auto",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(head importance table, pruning curve) for every head of the model."""
+    """(head importance table, pruning curve) for every head of every layer of the model."""
     ok = [p for p in decode_stores if decode_status(p)["status"] == "ok"]
     ids = [decode_status(p)["id"] for p in ok]
-    if not ids:
-        raise ValueError("head importance: no usable videos (decode skipped every one)")
-    if len(ids) >= 2:
-        held = split_held_out(ids, settings.held_out)
-        evaluated_on = "held-out videos"
-    else:  # one video: no split possible; say so in every row of the curve
-        print(f"only {len(ids)} usable video: pruning is evaluated on it", file=sys.stderr)
-        held = np.ones(len(ids), bool)
-        evaluated_on = "estimation videos (too few for a held-out split)"
+    estimation, held_out, evaluated_on = _split(ids, settings.held_out)
     adapter = load_adapter(masking.checkpoint, device)
-    layers = list(range(adapter.num_layers))
-    n_heads = adapter.num_heads
+    layers, n_heads = list(range(adapter.num_layers)), adapter.num_heads
     tokens = head_unit_tokens(len(layers), n_heads, adapter.grid.size)
     n_units = len(layers) * n_heads
     clips = Clips(ids, ok)
-    targets, baseline = video_targets(adapter, clips, masking, samples)
-    held_out = np.flatnonzero(held)
-    estimation = np.flatnonzero(~held) if (~held).any() else held_out
+    targets, _ = video_targets(adapter, clips, masking, samples)
     masks = sample_masks(settings.num_masks, n_units, settings.mask_ratio, settings.seed)
     with MaskScorer(adapter, layers, masking, batch_size) as scorer:
-        scores = np.stack(
-            [
-                scorer.scores(clips.frames(v), tokens, masks, int(targets[v]))
-                for v in tqdm(estimation, desc="head importance", unit="video")
-            ]
-        )
-    presence = np.ones((len(estimation), n_units), bool)
-    importance, stderr = cris_estimate(scores, masks, presence)
-    table = pd.DataFrame(
-        {
-            "layer": np.repeat(layers, n_heads),
-            "head": np.tile(np.arange(n_heads), len(layers)),
-            "importance": importance,
-            "stderr": stderr,
-        }
-    )
-    table["rank"] = table["importance"].rank(ascending=False, method="first").astype(int)
-
-    least_first = np.argsort(importance, kind="stable")
-    random_order = np.random.default_rng(settings.seed).permutation(n_units)
-    prune = {"least_important": least_first, "random": random_order}
+        table = rank_heads(scorer, clips, estimation, targets, tokens, masks, n_heads)
+    orders = {
+        "least_important": np.argsort(table["importance"].to_numpy(), kind="stable"),
+        "random": np.random.default_rng(settings.seed).permutation(n_units),
+    }
     steps = min(settings.pruning_steps, n_units)
-    blocks = {name: removal_masks(order, steps)[0] for name, order in prune.items()}
-    all_masks = np.concatenate(list(blocks.values()))
-    metric = get_metric(masking.metric)
-    logits = []
     with MaskScorer(adapter, layers, masking, batch_size, mode="remove") as scorer:
-        for v in tqdm(held_out, desc="pruning", unit="video"):
-            logits.append(scorer.logits(clips.frames(v), tokens, all_masks).cpu())
-    stacked = torch.stack(logits)  # (held-out videos, masks, classes)
-    target = torch.as_tensor(targets[held_out])[:, None].expand(-1, len(all_masks))
-    flat_logits, flat_target = stacked.flatten(0, 1), target.flatten()
-    values = metric(flat_logits, flat_target).view(len(held_out), -1).mean(0).numpy()
-    accuracy = correctness(flat_logits, flat_target).view(len(held_out), -1).mean(0).numpy()
-    flops = adapter.layer_flops()
-    total = len(layers) * (n_heads * flops["attention_head"] + flops["mlp"])
-    rows = []
-    for b, (name, block) in enumerate(blocks.items()):
-        for j, mask in enumerate(block):
-            pruned = int(mask.sum())
-            k = b * len(block) + j
-            rows.append(
-                {
-                    "order": name,
-                    "heads_pruned": pruned,
-                    "share_pruned": pruned / n_units,
-                    "metric": values[k],
-                    "accuracy": accuracy[k],
-                    "attention_flops_saved": pruned / n_units,
-                    "model_flops_saved": pruned * flops["attention_head"] / total,
-                    "gflops_per_clip": 2 * (total - pruned * flops["attention_head"]) / 1e9,
-                    "evaluated_on": evaluated_on,
-                }
-            )
-    curve = pd.DataFrame(rows)
+        curve = pruning_curve(
+            scorer, clips, held_out, targets, tokens, orders, steps, masking.metric
+        )
+    curve["evaluated_on"] = evaluated_on
     return table.sort_values("rank"), curve
