@@ -13,6 +13,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/tubelets.smk"
 include: "workflow/rules/concepts.smk"
 include: "workflow/rules/importance.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -23,3 +24,8 @@ rule all:
         concept_stores(),
         validation_tables() if DEMO else [],
         importance_outputs(),
+        report_dir(),
+
+
+onsuccess:
+    print(f"videoconcepts report: {report_dir()}/index.html")

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -93,7 +94,8 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "occlusion": 1,
         "attribution_curves": 1,
         "head_importance": 1,
-        "total": 31,
+        "report": 1,
+        "total": 32,
     }
 
 
@@ -118,7 +120,8 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["method"]) == {"slic", "random_crops"}
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
-    for rule in ("decode", "features", "tubelets", "concepts", "validation", "importance", "heads"):
+    stages = ("decode", "features", "tubelets", "concepts", "validation", "importance", "heads")
+    for rule in (*stages, "report"):
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log"))
         assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv"))
     assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
@@ -169,7 +172,7 @@ def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_p
     shutil.copytree(finished_run / ".snakemake", tmp_path / ".snakemake")
     write_config(tmp_path, decode={"clip_start": "start"})
     importance = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
-    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1, **importance}
+    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1, **importance, "report": 1}
     plan = planned(tmp_path)
     assert plan == {
         "all": 1,
@@ -178,10 +181,10 @@ def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_p
         "skipped_videos": 1,
         "head_importance": 1,
         **later,
-        "total": 30,
+        "total": 31,
     }
     write_config(tmp_path, features={"heads": ["keys", "values"]})
-    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 22}
+    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 23}
     write_config(tmp_path, concepts={"selection": "silhouette"})
     assert planned(tmp_path) == {
         "all": 1,
@@ -191,19 +194,22 @@ def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_p
         "total": 12,
     }
     write_config(tmp_path, tubelets={"n_segments": 8})  # SLIC only: the baseline stays
-    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1, **importance}
-    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 14}
+    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1, **importance, "report": 1}
+    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 15}
     # importance settings rerun only what depends on them
     write_config(tmp_path, curves={"steps": 5})
-    assert planned(tmp_path) == {"all": 1, "attribution_curves": 1, "total": 2}
+    assert planned(tmp_path) == {"all": 1, "attribution_curves": 1, "report": 1, "total": 3}
     write_config(tmp_path, heads={"held_out": 0.5})
-    assert planned(tmp_path) == {"all": 1, "head_importance": 1, "total": 2}
+    assert planned(tmp_path) == {"all": 1, "head_importance": 1, "report": 1, "total": 3}
     write_config(tmp_path, importance={"num_masks": 24})
-    cris_only = {"cris": 2, "cris_gather": 1, "attribution_curves": 1}
-    assert planned(tmp_path) == {"all": 1, **cris_only, "total": 5}
+    cris_only = {"cris": 2, "cris_gather": 1, "attribution_curves": 1, "report": 1}
+    assert planned(tmp_path) == {"all": 1, **cris_only, "total": 6}
     write_config(tmp_path, importance={"metric": "logit"})  # every masked job
     masked = {**cris_only, "occlusion": 1, "head_importance": 1}
-    assert planned(tmp_path) == {"all": 1, **masked, "total": 7}
+    assert planned(tmp_path) == {"all": 1, **masked, "total": 8}
+    # the report's own settings rerun the report alone
+    write_config(tmp_path, report={"top_concepts": 5})
+    assert planned(tmp_path) == {"all": 1, "report": 1, "total": 2}
     # settings that do not change results do not rerun anything
     write_config(tmp_path, features={"batch_size": 3})
     assert planned(tmp_path) == {}
@@ -274,3 +280,70 @@ def test_sample_sheet_problems_are_rejected_before_any_job(tmp_path):
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0
     assert "missing video files" in messages(result) and "missing.mp4" in messages(result)
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; CI does)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    index = next(finished_run.glob("results/run-*/report/index.html"))
+    size = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file())
+    assert size < 50e6
+    problems, requests = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(index.as_uri(), wait_until="load")
+            images = page.evaluate(
+                "() => Array.from(document.images).map(i => "
+                "[i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
+            )
+            page.screenshot(path=tmp_path / "report.png", full_page=True)
+            page.select_option("#layer", "3")
+            rows = page.evaluate(
+                "() => Array.from(document.querySelectorAll('#concepts tbody tr'))"
+                ".filter(r => r.style.display !== 'none').map(r => r.children[1].textContent)"
+            )
+            page.screenshot(path=tmp_path / "report-layer3.png")
+        finally:
+            browser.close()
+    assert problems == []
+    assert all(url.startswith("file://") for url in requests), "the report must not use the network"
+    sources = [src for src, *_ in images]
+    assert sum(s.startswith("clips/") for s in sources) >= 5
+    assert {"figures/attribution_curves.png", "figures/pruning_curve.png"} <= set(sources)
+    assert {"figures/head_importance.png", "figures/layer_importance.png"} <= set(sources)
+    broken = [(src, ok, w, h) for src, ok, w, h in images if not (ok and w > 0 and h > 0)]
+    assert broken == []
+    assert rows and set(rows) == {"3"}  # the layer filter works
+    assert (tmp_path / "report.png").stat().st_size > 0
+
+
+def test_snakemake_report_includes_the_outputs(finished_run, tmp_path):
+    out = tmp_path / "snakemake_report.zip"
+    run_snakemake(finished_run, "--report", str(out))
+    names = zipfile.ZipFile(out).namelist()
+    assert any(n.endswith("concept_importance.tsv") for n in names)
+    # the report folder goes in whole: its page and its clips
+    assert any(
+        n.startswith("snakemake_report/data/raw/") and n.endswith("/index.html") for n in names
+    )
+    assert any(n.endswith(".webp") for n in names)
+    assert any(n.endswith("fidelity.tsv") for n in names)

@@ -185,6 +185,30 @@ def _heads(args: argparse.Namespace) -> None:
     print(curve.to_string(index=False), file=sys.stderr)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from videoconcepts.report import ReportInputs, ReportSettings, write_report
+
+    inputs = ReportInputs(
+        units=args.units,
+        concept_stores=args.concepts,
+        feature_stores=args.features,
+        cris=args.cris,
+        stability=args.stability,
+        occlusion=args.occlusion,
+        curves=args.curves,
+        fidelity=args.fidelity,
+        checks=args.checks,
+        heads=args.heads,
+        pruning=args.pruning,
+        skipped=args.skipped,
+        benchmarks=args.benchmarks,
+        validation=args.validation,
+    )
+    settings = ReportSettings(**json.loads(args.settings))
+    index = write_report(args.out, inputs, settings, json.loads(args.run_settings))
+    print(f"report: {index}", file=sys.stderr)
+
+
 def _demo_data(args: argparse.Namespace) -> None:
     from videoconcepts.synthetic import generate_dataset
 
@@ -290,6 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--pruning", required=True)
     heads.add_argument("decode_stores", nargs="+")
     heads.set_defaults(run=_heads)
+
+    report = commands.add_parser("report", help="the HTML report of a run")
+    report.add_argument("--out", required=True, help="report folder (index.html inside)")
+    report.add_argument("--settings", required=True, help="JSON ReportSettings")
+    report.add_argument("--run-settings", required=True, help="JSON resolved settings per stage")
+    for name in ("units", "cris", "stability", "occlusion", "curves", "fidelity", "checks"):
+        report.add_argument(f"--{name}", required=True)
+    for name in ("heads", "pruning", "skipped", "benchmarks"):
+        report.add_argument(f"--{name}", required=True)
+    report.add_argument("--validation", default=None, help="demo: concept_validation.tsv")
+    report.add_argument("--concepts", nargs="+", required=True, help="concept stores")
+    report.add_argument("--features", nargs="+", required=True, help="feature stores")
+    report.set_defaults(run=_report)
 
     demo = commands.add_parser("demo-data", help="generate the synthetic demo videos")
     demo.add_argument("--out", required=True, type=Path)

@@ -126,3 +126,7 @@ def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_heads(config: dict[str, Any]) -> dict[str, Any]:
     return dict(config["heads"])
+
+
+def resolve_report(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["report"])

@@ -16,6 +16,7 @@ from videoconcepts.settings import (
     resolve_curves,
     resolve_heads,
     resolve_masking,
+    resolve_report,
     resolve_proposals,
     resolve_decode,
     resolve_features,
@@ -96,6 +97,7 @@ CRIS_SETTINGS = resolve_cris(config)
 CRIS_HASH = settings_hash(CRIS_SETTINGS)
 CURVES_SETTINGS = resolve_curves(config)
 HEADS_SETTINGS = resolve_heads(config)
+REPORT_SETTINGS = resolve_report(config)
 # A sample sheet with labels (the demo's own, or the user's file) gives the targets.
 if DEMO:
     LABELS = [f"{DEMO_DIR}/samples.tsv"]
@@ -218,3 +220,22 @@ def importance_outputs() -> list[str]:
         f"{curves_dir()}/fidelity.tsv",
         f"{heads_dir()}/pruning_curve.tsv",
     ]
+
+
+def run_settings() -> dict:
+    """Every stage's resolved settings, shown in the report and naming its folder."""
+    return {
+        "decode": DECODE_SETTINGS,
+        "features": FEATURE_SETTINGS,
+        "tubelets": PROPOSALS_BY_METHOD[config["tubelets"]["method"]],
+        "concepts": CONCEPT_SETTINGS,
+        "masking": MASKING_SETTINGS,
+        "cris": CRIS_SETTINGS,
+        "curves": CURVES_SETTINGS,
+        "heads": HEADS_SETTINGS,
+        "report": REPORT_SETTINGS,
+    }
+
+
+def report_dir() -> str:
+    return f"{RESULTS}/run-{settings_hash(run_settings())}/report"

@@ -31,7 +31,11 @@ rule validate_concepts:
         decoded=[decode_store(video) for video in SAMPLES.index],
         ground_truth=f"{DEMO_DIR}/ground_truth.zarr",
     output:
-        best=f"{validation_dir()}/concept_validation.tsv",
+        best=report(
+            f"{validation_dir()}/concept_validation.tsv",
+            caption="../report/validation.rst",
+            category="Validation",
+        ),
         scores=f"{validation_dir()}/concept_scores.tsv",
     log:
         log_path("validation", Path(validation_dir()).name),

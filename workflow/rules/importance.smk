@@ -68,7 +68,11 @@ rule cris_gather:
         units=units_store(),
         shards=cris_shards(),
     output:
-        importance=f"{cris_dir()}/concept_importance.tsv",
+        importance=report(
+            f"{cris_dir()}/concept_importance.tsv",
+            caption="../report/importance.rst",
+            category="Importance",
+        ),
         stability=f"{cris_dir()}/stability.tsv",
     log:
         log_path("importance", importance_name(f"{cris_dir()}/gather")),
@@ -127,7 +131,11 @@ rule attribution_curves:
         samples=LABELS,
     output:
         curves=f"{curves_dir()}/attribution_curves.tsv",
-        fidelity=f"{curves_dir()}/fidelity.tsv",
+        fidelity=report(
+            f"{curves_dir()}/fidelity.tsv",
+            caption="../report/fidelity.rst",
+            category="Importance",
+        ),
         checks=f"{curves_dir()}/fidelity_checks.tsv",
     log:
         log_path("importance", importance_name(curves_dir())),
@@ -159,7 +167,11 @@ rule head_importance:
         samples=LABELS,
     output:
         importance=f"{heads_dir()}/head_importance.tsv",
-        pruning=f"{heads_dir()}/pruning_curve.tsv",
+        pruning=report(
+            f"{heads_dir()}/pruning_curve.tsv",
+            caption="../report/pruning.rst",
+            category="Heads",
+        ),
     log:
         log_path("heads", Path(heads_dir()).name),
     benchmark:

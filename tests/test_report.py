@@ -1,0 +1,42 @@
+"""Report pieces: clip highlighting, stage times, tables (the page itself: test_workflow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from videoconcepts.report import Markup, _table, highlight, stage_times
+
+
+def test_highlight_keeps_the_support_dims_the_rest_and_outlines_it():
+    frames = np.full((4, 8, 8, 3), 200, np.uint8)
+    support = np.zeros((2, 4, 4), bool)  # coarser grid: each cell is 2 frames x 2 x 2 pixels
+    support[0, 1:3, 1:3] = True
+    out = highlight(frames, support)
+    inside = np.zeros((4, 8, 8), bool)
+    inside[:2, 2:6, 2:6] = True
+    edge = inside.copy()
+    edge[:, 3:5, 3:5] = False
+    assert (out[~inside] == 50).all()  # dimmed to a quarter
+    assert (out[inside & ~edge] == 200).all()  # kept
+    assert (out[edge] == (240, 228, 66)).all()  # yellow outline
+    # support reaching the image border is not outlined along the border
+    full = highlight(frames, np.ones((2, 4, 4), bool))
+    assert (full == 200).all()
+
+
+def test_stage_times_sum_jobs_per_stage(tmp_path):
+    for stage, name, seconds in [("decode", "a", 1.5), ("decode", "b", 2.0), ("cris", "x", 4)]:
+        (tmp_path / stage / "sub").mkdir(parents=True, exist_ok=True)
+        table = pd.DataFrame({"s": [seconds], "h:m:s": ["0:00:01"], "max_rss": [1.0]})
+        table.to_csv(tmp_path / stage / "sub" / f"{name}.tsv", sep="\t", index=False)
+    times = stage_times(tmp_path).set_index("stage")
+    assert times.loc["decode", "jobs"] == 2 and times.loc["decode", "seconds"] == 3.5
+    assert times.loc["cris", "seconds"] == 4
+
+
+def test_tables_escape_text_but_keep_our_markup():
+    clip = Markup('<img src="a.webp">')
+    table = _table(pd.DataFrame({"id": ["<script>x</script>", "<img src=x>"], "clip": [clip, ""]}))
+    assert "&lt;script&gt;" in table and "<script>" not in table
+    assert '<img src="a.webp">' in table
