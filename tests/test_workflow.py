@@ -191,7 +191,8 @@ def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_p
         "concepts": 4,
         "validate_concepts": 1,
         **importance,
-        "total": 12,
+        "report": 1,
+        "total": 13,
     }
     write_config(tmp_path, tubelets={"n_segments": 8})  # SLIC only: the baseline stays
     slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1, **importance, "report": 1}

@@ -428,6 +428,7 @@ def write_report(
     if inputs.validation:
         best = read(inputs.validation)
         side = best.pivot(index="role", columns="method", values="mean_iou")
+        side = side[[m for m in ("slic", "random_crops") if m in side.columns]]
         validation = (
             "<h2>Concepts vs. ground truth (demo)</h2>"
             "<p class='note'>Best concept per object role by mean IoU with the role's "
