@@ -25,12 +25,20 @@ def test_highlight_keeps_the_support_dims_the_rest_and_outlines_it():
     assert (full == 200).all()
 
 
-def test_stage_times_sum_jobs_per_stage(tmp_path):
-    for stage, name, seconds in [("decode", "a", 1.5), ("decode", "b", 2.0), ("cris", "x", 4)]:
-        (tmp_path / stage / "sub").mkdir(parents=True, exist_ok=True)
+def test_stage_times_sum_this_runs_jobs_per_stage(tmp_path):
+    root = tmp_path / "benchmarks"
+    jobs = [
+        ("decode/d1", "a", 1.5),
+        ("decode/d1", "b", 2.0),
+        ("decode/d2", "a", 9.0),
+        ("cris/x", "s0", 4),
+    ]
+    for folder, name, seconds in jobs:
+        (root / folder).mkdir(parents=True, exist_ok=True)
         table = pd.DataFrame({"s": [seconds], "h:m:s": ["0:00:01"], "max_rss": [1.0]})
-        table.to_csv(tmp_path / stage / "sub" / f"{name}.tsv", sep="\t", index=False)
-    times = stage_times(tmp_path).set_index("stage")
+        table.to_csv(root / folder / f"{name}.tsv", sep="\t", index=False)
+    # d2 belongs to another configuration: not matched, not counted
+    times = stage_times([f"{root}/decode/d1/*.tsv", f"{root}/cris/x/*.tsv"]).set_index("stage")
     assert times.loc["decode", "jobs"] == 2 and times.loc["decode", "seconds"] == 3.5
     assert times.loc["cris", "seconds"] == 4
 

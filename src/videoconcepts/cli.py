@@ -321,8 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run-settings", required=True, help="JSON resolved settings per stage")
     for name in ("units", "cris", "stability", "occlusion", "curves", "fidelity", "checks"):
         report.add_argument(f"--{name}", required=True)
-    for name in ("heads", "pruning", "skipped", "benchmarks"):
+    for name in ("heads", "pruning", "skipped"):
         report.add_argument(f"--{name}", required=True)
+    report.add_argument("--benchmarks", nargs="+", default=[], help="benchmark file globs")
     report.add_argument("--validation", default=None, help="demo: concept_validation.tsv")
     report.add_argument("--concepts", nargs="+", required=True, help="concept stores")
     report.add_argument("--features", nargs="+", required=True, help="feature stores")

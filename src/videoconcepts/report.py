@@ -9,9 +9,11 @@ files, so it takes seconds.
 
 from __future__ import annotations
 
+import glob
 import html
 import json
 import platform
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -71,7 +73,7 @@ class ReportInputs:
     heads: str
     pruning: str
     skipped: str
-    benchmarks: str
+    benchmarks: Sequence[str] = ()  # globs of this run's Snakemake benchmark files
     validation: str | None = None
 
 
@@ -260,11 +262,14 @@ def _table(frame: pd.DataFrame, table_id: str = "", floats: str = "{:.4g}") -> s
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def stage_times(benchmarks: Path) -> pd.DataFrame:
-    """Wall time per stage summed over its jobs, from Snakemake's benchmark files."""
+def stage_times(patterns: Sequence[str]) -> pd.DataFrame:
+    """Wall time per stage summed over its jobs, from Snakemake's benchmark files.
+
+    The stage is the folder right below ``benchmarks/`` in each file's path.
+    """
     rows = []
-    for path in sorted(benchmarks.rglob("*.tsv")):
-        stage = path.relative_to(benchmarks).parts[0]
+    for path in sorted({Path(p) for pattern in patterns for p in glob.glob(pattern)}):
+        stage = path.parts[path.parts.index("benchmarks") + 1]
         seconds = pd.read_csv(path, sep="\t")["s"].iloc[-1]
         rows.append({"stage": stage, "seconds": float(seconds)})
     if not rows:
@@ -345,10 +350,23 @@ def _options(values: Sequence[int]) -> str:
 def write_report(
     out: str | Path, inputs: ReportInputs, settings: ReportSettings, run_settings: dict
 ) -> Path:
-    """Write ``out/index.html`` with its figures and clips; return the index path."""
+    """Write ``out/index.html`` with its figures and clips; return the index path.
+
+    The folder is built as a hidden sibling and renamed into place when complete, so a
+    killed job never leaves a report that looks finished.
+    """
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    (out / "clips").mkdir(exist_ok=True)
+    building = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    (building / "figures").mkdir(parents=True)
+    (building / "clips").mkdir()
+    _build(building, inputs, settings, run_settings)
+    shutil.rmtree(out, ignore_errors=True)
+    building.rename(out)
+    return out / "index.html"
+
+
+def _build(out: Path, inputs: ReportInputs, settings: ReportSettings, run_settings: dict) -> None:
     read = lambda p: pd.read_csv(p, sep="\t")  # noqa: E731
     cris, occlusion = read(inputs.cris), read(inputs.occlusion)
     curves, fidelity, checks = read(inputs.curves), read(inputs.fidelity), read(inputs.checks)
@@ -447,7 +465,7 @@ def write_report(
 <details><summary>resolved configuration per stage</summary>
 <pre>{html.escape(json.dumps(run_settings, indent=2, sort_keys=True))}</pre></details>
 <div class="figs"><div><h3>Time per stage</h3>{
-        _table(stage_times(Path(inputs.benchmarks)), floats="{:.1f}")
+        _table(stage_times(inputs.benchmarks), floats="{:.1f}")
     }</div><div><h3>Software</h3>{_table(versions())}</div></div>
 
 <h2>Fidelity</h2>
@@ -478,6 +496,4 @@ most tokens, the rest dimmed, outline in yellow. Hover a clip for the video ids.
 <details><summary>pruning curve table</summary>{_table(pruning)}</details>
 {validation}
 """
-    index = out / "index.html"
-    index.write_text(PAGE.format(body=body))
-    return index
+    (out / "index.html").write_text(PAGE.format(body=body))

@@ -239,3 +239,28 @@ def run_settings() -> dict:
 
 def report_dir() -> str:
     return f"{RESULTS}/run-{settings_hash(run_settings())}/report"
+
+
+def run_benchmarks() -> list[str]:
+    """Benchmark files of this configuration's jobs (globs), for the report's times."""
+    imp = config["importance"]
+    importance = f"importance/{Path(importance_dir()).name}"
+    cris = f"{importance}/{Path(cris_dir()).name}"
+    patterns = [
+        f"decode/{DECODE_HASH}/*.tsv",
+        f"features/{FEATURES_TAG}/*.tsv",
+        *[f"tubelets/{FEATURES_TAG}-{p}/*/*.tsv" for p in PROPOSALS],
+        *[f"concepts/{FEATURES_TAG}-{p}-{CONCEPTS_HASH}/*.tsv" for p in PROPOSALS],
+        f"{importance}/units.tsv",
+        f"{importance}/occlusion-{MASKING_HASH}.tsv",
+        f"{cris}/shards-{imp['shards']}x{imp['masks_per_batch']}/*.tsv",
+        f"{cris}/gather.tsv",
+        f"{cris}/{Path(curves_dir()).name}.tsv",
+        f"heads/{Path(heads_dir()).name}.tsv",
+    ]
+    if DEMO:
+        patterns += [
+            "demo/demo_data.tsv",
+            f"validation/{Path(validation_dir()).name}.tsv",
+        ]
+    return [f"{RESULTS}/benchmarks/{p}" for p in patterns]

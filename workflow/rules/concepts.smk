@@ -8,9 +8,13 @@ rule concepts:
     output:
         directory(concept_store("{proposals}", "{layer}")),
     log:
-        log_path("concepts", f"{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}"),
+        log_path(
+            "concepts", f"{FEATURES_TAG}-{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}"
+        ),
     benchmark:
-        benchmark_path("concepts", f"{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}")
+        benchmark_path(
+            "concepts", f"{FEATURES_TAG}-{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}"
+        )
     conda:
         ENV
     resources:

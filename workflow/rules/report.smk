@@ -31,7 +31,7 @@ rule report:
     params:
         settings=json.dumps(REPORT_SETTINGS),
         run_settings=json.dumps(run_settings()),
-        benchmarks=f"{RESULTS}/benchmarks",
+        benchmarks=run_benchmarks(),
         validation=lambda wc, input: (
             f"--validation '{input.validation[0]}'" if input.validation else ""
         ),

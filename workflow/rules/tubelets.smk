@@ -5,9 +5,13 @@ rule tubelets:
     output:
         directory(tubelet_store("{proposals}", "{layer}", "{shard}")),
     log:
-        log_path("tubelets", "{proposals}/layer-{layer}/shard-{shard}"),
+        log_path(
+            "tubelets", f"{FEATURES_TAG}-{{proposals}}/layer-{{layer}}/shard-{{shard}}"
+        ),
     benchmark:
-        benchmark_path("tubelets", "{proposals}/layer-{layer}/shard-{shard}")
+        benchmark_path(
+            "tubelets", f"{FEATURES_TAG}-{{proposals}}/layer-{{layer}}/shard-{{shard}}"
+        )
     conda:
         ENV
     resources:
