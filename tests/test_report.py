@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from videoconcepts.report import Markup, _table, highlight, stage_times
+from videoconcepts.report import (
+    Markup,
+    ReportInputs,
+    ReportSettings,
+    _table,
+    highlight,
+    stage_times,
+    write_report,
+)
 
 
 def test_highlight_keeps_the_support_dims_the_rest_and_outlines_it():
@@ -48,3 +57,26 @@ def test_tables_escape_text_but_keep_our_markup():
     table = _table(pd.DataFrame({"id": ["<script>x</script>", "<img src=x>"], "clip": [clip, ""]}))
     assert "&lt;script&gt;" in table and "<script>" not in table
     assert '<img src="a.webp">' in table
+
+
+def test_a_failed_report_leaves_no_folder_that_looks_finished(tmp_path):
+    missing = str(tmp_path / "missing.tsv")
+    inputs = ReportInputs(
+        units=missing,
+        concept_stores=[],
+        feature_stores=[],
+        cris=missing,
+        stability=missing,
+        occlusion=missing,
+        curves=missing,
+        fidelity=missing,
+        checks=missing,
+        heads=missing,
+        pruning=missing,
+        skipped=missing,
+    )
+    out = tmp_path / "run" / "report"
+    out.parent.mkdir()
+    with pytest.raises(FileNotFoundError, match="missing.tsv"):
+        write_report(out, inputs, ReportSettings(), {})
+    assert not out.exists()
