@@ -348,3 +348,13 @@ def test_snakemake_report_includes_the_outputs(finished_run, tmp_path):
     )
     assert any(n.endswith(".webp") for n in names)
     assert any(n.endswith("fidelity.tsv") for n in names)
+
+
+def test_workflow_passes_lint_and_format_checks(tmp_path):
+    write_config(tmp_path)
+    lint = run_snakemake(tmp_path, "--lint", check=False)
+    assert lint.returncode == 0, messages(lint)[-3000:]
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    files = [str(REPO / "Snakefile"), str(REPO / "workflow")]
+    result = subprocess.run([snakefmt, "--check", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
