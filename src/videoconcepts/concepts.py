@@ -136,7 +136,7 @@ class ConceptSupport:
     """
 
     def __init__(self, concepts: zarr.Group):
-        self.table = pd.DataFrame(
+        table = pd.DataFrame(
             concepts["assignment"][...], columns=concepts.attrs["assignment_columns"]
         )
         self.n_concepts = concepts["n_concepts"][...]
@@ -144,13 +144,23 @@ class ConceptSupport:
         self._labels = [open_tubelets(p)["labels"] for p in concepts.attrs["tubelet_stores"]]
         sizes = [labels.shape[0] for labels in self._labels]
         self._first_video = np.concatenate([[0], np.cumsum(sizes)])
+        # Indexed once: each lookup touches only its own (head, video) rows.
+        self._assigned = {
+            (int(head), int(video)): (rows["label"].to_numpy(), rows["concept"].to_numpy())
+            for (head, video), rows in table.groupby(["head", "video"])
+        }
+
+    def voxel_concepts(self, head: int, video: int) -> np.ndarray:
+        """(T, H, W) concept of every voxel of ``head`` in global ``video`` (-1: none)."""
+        shard = int(np.searchsorted(self._first_video, video, side="right") - 1)
+        labels = self._labels[shard][video - self._first_video[shard], head]
+        lookup = np.full(int(labels.max()) + 1, -1, np.int64)
+        if (head, video) in self._assigned:
+            tubelet_labels, concepts = self._assigned[(head, video)]
+            lookup[tubelet_labels] = concepts
+        return lookup[labels]
 
     def masks(self, head: int, video: int) -> np.ndarray:
         """(n_concepts, T, H, W) bool support of each concept of ``head`` in global ``video``."""
-        shard = int(np.searchsorted(self._first_video, video, side="right") - 1)
-        labels = self._labels[shard][video - self._first_video[shard], head]
-        rows = self.table[(self.table["head"] == head) & (self.table["video"] == video)]
-        lookup = np.full(int(labels.max()) + 1, -1, np.int64)
-        lookup[rows["label"].to_numpy()] = rows["concept"].to_numpy()
         k = int(self.n_concepts[head])
-        return lookup[labels][None] == np.arange(k)[:, None, None, None]
+        return self.voxel_concepts(head, video)[None] == np.arange(k)[:, None, None, None]

@@ -22,7 +22,7 @@ import pandas as pd
 import zarr
 from tqdm import tqdm
 
-from videoconcepts.concepts import open_concepts
+from videoconcepts.concepts import ConceptSupport, open_concepts
 from videoconcepts.features import open_features
 from videoconcepts.stores import atomic_store, create_array, open_store, write_array
 from videoconcepts.tubelets import open_tubelets
@@ -103,24 +103,15 @@ def _concept_blocks(
 ) -> Iterator[np.ndarray]:
     """Per video: the (layers, heads, T', H', W') unit of every token of every head."""
     layers = [int(g.attrs["layer"]) for g in groups]
-    n_heads = int(groups[0]["n_concepts"].shape[0])
-    per_layer = []
-    for group in groups:
-        table = pd.DataFrame(group["assignment"][...], columns=group.attrs["assignment_columns"])
-        labels = [open_tubelets(p)["labels"] for p in group.attrs["tubelet_stores"]]
-        starts = np.concatenate([[0], np.cumsum([a.shape[0] for a in labels])])
-        by_video = {v: rows.groupby("head") for v, rows in table.groupby("video")}
-        per_layer.append((by_video, labels, starts, group["n_concepts"][...]))
+    supports = [ConceptSupport(group) for group in groups]
+    n_heads = len(supports[0].n_concepts)
     for video in tqdm(range(len(groups[0].attrs["video_ids"])), desc="units", unit="video"):
         block = np.full((len(layers), n_heads, *grid), -1, np.int32)
-        for li, (by_video, labels, starts, n_concepts) in enumerate(per_layer):
-            shard = int(np.searchsorted(starts, video, side="right") - 1)
-            for head, rows in by_video.get(video, []):
-                volume = labels[shard][video - starts[shard], head]
-                local = np.full(int(volume.max()) + 1, -1, np.int64)
-                local[rows["label"].to_numpy()] = rows["concept"].to_numpy()
-                per_token = plurality_tokens(local[volume], grid, int(n_concepts[head]))
-                offset = int(first_unit[(layers[li], head)])
+        for li, (layer, support) in enumerate(zip(layers, supports, strict=True)):
+            for head in range(n_heads):
+                local = support.voxel_concepts(head, video)
+                per_token = plurality_tokens(local, grid, int(support.n_concepts[head]))
+                offset = int(first_unit[(layer, head)])
                 block[li, head] = np.where(per_token >= 0, per_token + offset, -1)
         yield block
 
