@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from videoconcepts.importance import Clips, MaskScorer
+from videoconcepts.importance import Clips, MaskScorer, ranked
 from videoconcepts.units import Units
 
 
@@ -35,8 +35,7 @@ def occlusion_importance(
     table["importance"] = drops.mean(0)
     table["stderr"] = drops.std(0, ddof=1) / np.sqrt(n_videos) if n_videos > 1 else 0.0
     table["n_videos"] = units.presence.sum(0)
-    table["rank"] = table["importance"].rank(ascending=False, method="first").astype(int)
-    return table.sort_values("rank")
+    return ranked(table)
 
 
 def removal_masks(order: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from videoconcepts.importance import (
     MaskingSettings,
     MaskScorer,
     cris_estimate,
+    ranked,
     sample_masks,
     video_targets,
 )
@@ -99,8 +100,7 @@ def rank_heads(
             "stderr": stderr,
         }
     )
-    table["rank"] = table["importance"].rank(ascending=False, method="first").astype(int)
-    return table
+    return ranked(table)
 
 
 def pruning_curve(
@@ -168,7 +168,7 @@ def head_importance(
     with MaskScorer(adapter, layers, masking, batch_size) as scorer:
         table = rank_heads(scorer, clips, estimation, targets, tokens, masks, n_heads)
     orders = {
-        "least_important": np.argsort(table["importance"].to_numpy(), kind="stable"),
+        "least_important": np.argsort(table.sort_index()["importance"].to_numpy(), kind="stable"),
         "random": np.random.default_rng(settings.seed).permutation(n_units),
     }
     steps = min(settings.pruning_steps, n_units)
@@ -177,4 +177,4 @@ def head_importance(
             scorer, clips, held_out, targets, tokens, orders, steps, masking.metric
         )
     curve["evaluated_on"] = evaluated_on
-    return table.sort_values("rank"), curve
+    return table, curve

@@ -153,13 +153,27 @@ def cris_estimate(
     return out[0] - out[1], np.sqrt(var[0] + var[1])
 
 
+def half_importances(
+    scores: np.ndarray, masks: np.ndarray, presence: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Importance from the even-numbered masks and from the odd-numbered ones."""
+    even, odd = (cris_estimate(scores[:, i::2], masks[i::2], presence)[0] for i in (0, 1))
+    return even, odd
+
+
 def split_half_stability(scores: np.ndarray, masks: np.ndarray, presence: np.ndarray) -> float:
     """Spearman rank correlation of importance from even- vs odd-numbered masks."""
     present = presence.any(0)
     if present.sum() < 2 or scores.shape[1] < 4:
         return float("nan")
-    halves = [cris_estimate(scores[:, i::2], masks[i::2], presence)[0][present] for i in (0, 1)]
-    return float(spearmanr(*halves).statistic)
+    even, odd = half_importances(scores, masks, presence)
+    return float(spearmanr(even[present], odd[present]).statistic)
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a 1-based ``rank`` by descending importance, sorted by it."""
+    rank = table["importance"].rank(ascending=False, method="first").astype(int)
+    return table.assign(rank=rank).sort_values("rank")
 
 
 class Clips:
@@ -284,12 +298,12 @@ def gather_cris(
     scores, index = np.concatenate(pieces, axis=1), np.concatenate(indices)
     masks = sample_masks(cris.num_masks, units.n_units, cris.mask_ratio, cris.seed)[index]
     importance, stderr = cris_estimate(scores, masks, units.presence)
-    halves = [cris_estimate(scores[:, i::2], masks[i::2], units.presence)[0] for i in (0, 1)]
     table = units.table.copy()
     table["importance"], table["stderr"] = importance, stderr
-    table["importance_even"], table["importance_odd"] = halves
+    table["importance_even"], table["importance_odd"] = half_importances(
+        scores, masks, units.presence
+    )
     table["n_videos"] = units.presence.sum(0)
-    table["rank"] = table["importance"].rank(ascending=False, method="first").astype(int)
     steps = np.unique(np.linspace(0, len(index), 11).astype(int)[1:])
     stability = pd.DataFrame(
         {
@@ -299,4 +313,4 @@ def gather_cris(
             ],
         }
     )
-    return table.sort_values("rank"), stability
+    return ranked(table), stability
