@@ -22,22 +22,20 @@ from videoconcepts.attribution import (
 from videoconcepts.decode import DecodeSettings, write_decode_store
 from videoconcepts.heads import HeadSettings, head_importance, split_held_out
 from videoconcepts.importance import (
-    Clips,
     CrisSettings,
     MaskingSettings,
     MaskScorer,
+    UnitJob,
     batch_ranges,
     cris_estimate,
     gather_cris,
     sample_masks,
     split_half_stability,
-    video_targets,
     write_cris_shard,
 )
-from videoconcepts.models import load_adapter
 from videoconcepts.stores import open_store
 from videoconcepts.synthetic import generate_dataset
-from videoconcepts.units import open_units, plurality_tokens, write_units
+from videoconcepts.units import plurality_tokens, write_units
 
 GRID = (8, 8, 8)
 N_TOKENS, N_LAYERS, N_HEADS = 512, 4, 4
@@ -198,12 +196,9 @@ def test_split_half_stability_is_high_for_a_clear_ranking():
 
 @pytest.fixture(scope="module")
 def scorer_parts(planted_units, decoded):
-    units = open_units(planted_units)
-    adapter = load_adapter("demo", "cpu")
-    clips = Clips(units.video_ids, units.decode_stores)
     settings = masking(metric="prob")
-    targets, baseline = video_targets(adapter, clips, settings, decoded[2])
-    return units, adapter, clips, settings, targets, baseline
+    job = UnitJob.load(planted_units, settings, decoded[2], "cpu")
+    return job.units, job.adapter, job.clips, settings, job.targets, job.baseline
 
 
 def test_occlusion_is_the_drop_when_a_unit_is_masked_alone(scorer_parts):

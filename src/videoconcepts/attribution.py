@@ -10,12 +10,13 @@ units removed, from 0 to 1.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from videoconcepts.importance import Clips, MaskScorer, ranked
+from videoconcepts.importance import Clips, MaskingSettings, MaskScorer, UnitJob, ranked
 from videoconcepts.units import Units
 
 
@@ -110,6 +111,48 @@ def curve_areas(curves: pd.DataFrame) -> pd.DataFrame:
         for (method, order), group in curves.groupby(["method", "order"], sort=False)
     ]
     return pd.DataFrame(rows)
+
+
+def occlusion_table(
+    units_path: str | Path,
+    masking: MaskingSettings,
+    samples: str | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """The occlusion stage: every unit of a units store masked alone on every video."""
+    job = UnitJob.load(units_path, masking, samples, device)
+    with job.scorer(masking, batch_size) as scorer:
+        return occlusion_importance(scorer, job.clips, job.units, job.targets, job.baseline)
+
+
+def curve_tables(
+    units_path: str | Path,
+    importance_tables: Mapping[str, str | Path],
+    masking: MaskingSettings,
+    settings: Mapping[str, int],
+    samples: str | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The curves stage: (curves, areas, checks) for methods given as importance tables.
+
+    The first method is checked against every other one and against random orders.
+    """
+    job = UnitJob.load(units_path, masking, samples, device)
+    importance = {
+        method: pd.read_csv(path, sep="\t")
+        .set_index("unit")["importance"]
+        .reindex(job.units.table["unit"])
+        .to_numpy()
+        for method, path in importance_tables.items()
+    }
+    with job.scorer(masking, batch_size) as scorer:
+        curves, areas = attribution_curves(
+            scorer, job.clips, job.units, job.targets, importance, **settings
+        )
+    methods = list(importance)
+    return curves, areas, fidelity_checks(areas, methods[0], [*methods[1:], "random"])
 
 
 def fidelity_checks(areas: pd.DataFrame, method: str, baselines: Sequence[str]) -> pd.DataFrame:

@@ -86,6 +86,7 @@ def _units(args: argparse.Namespace) -> None:
 
 
 def _masking(args: argparse.Namespace):
+    """The job's masking settings; also sets torch's CPU threads for the job."""
     import torch
 
     from videoconcepts.importance import MaskingSettings
@@ -124,43 +125,26 @@ def _cris_gather(args: argparse.Namespace) -> None:
 
 
 def _occlusion(args: argparse.Namespace) -> None:
-    from videoconcepts.attribution import occlusion_importance
-    from videoconcepts.importance import Clips, MaskScorer, video_targets
-    from videoconcepts.models import load_adapter
-    from videoconcepts.units import open_units
+    from videoconcepts.attribution import occlusion_table
 
-    masking = _masking(args)
-    units = open_units(args.units)
-    adapter = load_adapter(masking.checkpoint, args.device)
-    clips = Clips(units.video_ids, units.decode_stores)
-    targets, baseline = video_targets(adapter, clips, masking, args.samples)
-    with MaskScorer(adapter, units.layers, masking, args.batch_size) as scorer:
-        table = occlusion_importance(scorer, clips, units, targets, baseline)
+    table = occlusion_table(args.units, _masking(args), args.samples, args.batch_size, args.device)
     write_table(table, args.out, "%.6g")
     print(table.head(20).to_string(index=False), file=sys.stderr)
 
 
 def _curves(args: argparse.Namespace) -> None:
-    from videoconcepts.attribution import attribution_curves, fidelity_checks
-    from videoconcepts.importance import Clips, MaskScorer, video_targets
-    from videoconcepts.models import load_adapter
-    from videoconcepts.units import open_units
+    from videoconcepts.attribution import curve_tables
 
-    masking = _masking(args)
-    settings = json.loads(args.settings)
-    units = open_units(args.units)
-    importance = {}
-    for item in args.importance:
-        method, _, path = item.partition("=")
-        table = pd.read_csv(path, sep="\t").set_index("unit").reindex(units.table["unit"])
-        importance[method] = table["importance"].to_numpy()
-    adapter = load_adapter(masking.checkpoint, args.device)
-    clips = Clips(units.video_ids, units.decode_stores)
-    targets, _ = video_targets(adapter, clips, masking, args.samples)
-    with MaskScorer(adapter, units.layers, masking, args.batch_size) as scorer:
-        curves, areas = attribution_curves(scorer, clips, units, targets, importance, **settings)
-    methods = list(importance)
-    checks = fidelity_checks(areas, methods[0], [*methods[1:], "random"])
+    tables = dict(item.partition("=")[::2] for item in args.importance)
+    curves, areas, checks = curve_tables(
+        args.units,
+        tables,
+        _masking(args),
+        json.loads(args.settings),
+        args.samples,
+        args.batch_size,
+        args.device,
+    )
     write_table(curves, args.curves, "%.6g")
     write_table(areas, args.fidelity, "%.6g")
     write_table(checks, args.checks, "%.6g")

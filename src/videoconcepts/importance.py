@@ -31,7 +31,7 @@ from videoconcepts.models import ModelAdapter, load_adapter
 from videoconcepts.models.masking import MaskMode, TokenMasker
 from videoconcepts.samples import load_samples
 from videoconcepts.stores import atomic_store, open_store, write_array
-from videoconcepts.units import open_units
+from videoconcepts.units import Units, open_units
 
 KIND = "cris_shard"
 
@@ -209,6 +209,30 @@ def video_targets(
     return targets.numpy(), get_metric(settings.metric)(logits, targets).numpy()
 
 
+@dataclass
+class UnitJob:
+    """What every job that scores concept units loads once: units, model, clips, targets."""
+
+    units: Units
+    adapter: ModelAdapter
+    clips: Clips
+    targets: np.ndarray  # (V,) target class per video
+    baseline: np.ndarray  # (V,) unmasked score per video
+
+    @classmethod
+    def load(
+        cls, units_path: str | Path, masking: MaskingSettings, samples: str | None, device: str
+    ) -> UnitJob:
+        units = open_units(units_path)
+        adapter = load_adapter(masking.checkpoint, device)
+        clips = Clips(units.video_ids, units.decode_stores)
+        targets, baseline = video_targets(adapter, clips, masking, samples)
+        return cls(units, adapter, clips, targets, baseline)
+
+    def scorer(self, masking: MaskingSettings, batch_size: int) -> MaskScorer:
+        return MaskScorer(self.adapter, self.units.layers, masking, batch_size)
+
+
 def write_cris_shard(
     units_path: str | Path,
     out: str | Path,
@@ -221,16 +245,14 @@ def write_cris_shard(
     device: str = "auto",
 ) -> int:
     """Score one shard of CRIS masks on every video; return how many masks it scored."""
-    units = open_units(units_path)
+    job = UnitJob.load(units_path, masking, samples, device)
+    units, clips, targets = job.units, job.clips, job.targets
     masks = sample_masks(cris.num_masks, units.n_units, cris.mask_ratio, cris.seed)
     indices = batch_ranges(cris.num_masks, batch_size, n_shards, shard)
-    adapter = load_adapter(masking.checkpoint, device)
-    clips = Clips(units.video_ids, units.decode_stores)
-    targets, baseline = video_targets(adapter, clips, masking, samples)
     n_videos = len(clips)
     scores = np.zeros((n_videos, len(indices)), np.float32)
     done, stability = 0, float("nan")
-    with MaskScorer(adapter, units.layers, masking, batch_size) as scorer:
+    with job.scorer(masking, batch_size) as scorer:
         batches = range(indices.start, indices.stop, batch_size)
         for start in tqdm(batches, desc=f"CRIS shard {shard}", unit="batch"):
             stop = min(start + batch_size, indices.stop)
@@ -257,12 +279,12 @@ def write_cris_shard(
         shard=shard,
         n_shards=n_shards,
         batch_size=batch_size,
-        device=str(adapter.device),
+        device=str(job.adapter.device),
         masking=asdict(masking),
         cris=asdict(cris),
     ) as group:
         write_array(group, "scores", scores[:, :done])
-        write_array(group, "baseline", baseline.astype(np.float32))
+        write_array(group, "baseline", job.baseline.astype(np.float32))
         write_array(group, "targets", np.asarray(targets, np.int32))
     return done
 
