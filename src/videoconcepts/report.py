@@ -27,8 +27,8 @@ from scipy.ndimage import binary_erosion
 from tqdm import tqdm
 
 from videoconcepts.concepts import ConceptSupport, open_concepts
-from videoconcepts.decode import open_decoded
 from videoconcepts.features import open_features
+from videoconcepts.importance import Clips
 from videoconcepts.units import open_units
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]
@@ -215,17 +215,18 @@ def highlight(frames: np.ndarray, support: np.ndarray) -> np.ndarray:
 
 def concept_clip(
     support: ConceptSupport,
-    decode_stores: Sequence[str],
-    unit: pd.Series,
+    clips: Clips,
+    head: int,
+    concept: int,
     videos: Sequence[int],
     settings: ReportSettings,
     path: Path,
 ) -> None:
+    """An animated WebP of one concept in ``videos``, side by side."""
     panels = []
     for v in videos:
-        frames = open_decoded(decode_stores[v])["frames"][...]
-        mask = support.masks(int(unit["head"]), int(v))[int(unit["concept"])]
-        panel = _resize(highlight(frames, mask), settings.clip_height)
+        mask = support.masks(head, int(v))[concept]
+        panel = _resize(highlight(clips.frames(int(v)), mask), settings.clip_height)
         panels += [panel, np.full((*panel.shape[:2], 4, 3), 255, np.uint8)]
     strip = np.concatenate(panels[:-1], axis=2)
     images = [Image.fromarray(f) for f in strip]
@@ -374,8 +375,10 @@ def _build(out: Path, inputs: ReportInputs, settings: ReportSettings, run_settin
     skipped = read(inputs.skipped)
     units = open_units(inputs.units)
     features = open_features(inputs.feature_stores[0]).attrs
-    concept_groups = {open_concepts(p).attrs["layer"]: p for p in inputs.concept_stores}
-    counts = {layer: open_concepts(p)["concept_counts"][...] for layer, p in concept_groups.items()}
+    concept_stores = {
+        int(group.attrs["layer"]): group for group in map(open_concepts, inputs.concept_stores)
+    }
+    counts = {layer: group["concept_counts"][...] for layer, group in concept_stores.items()}
 
     figures = {
         "curves": curves_figure(
@@ -392,25 +395,31 @@ def _build(out: Path, inputs: ReportInputs, settings: ReportSettings, run_settin
 
     concepts = _concept_rows(cris, counts)
     occlusion_rank = occlusion.set_index("unit")["rank"]
-    supports = {layer: ConceptSupport(open_concepts(p)) for layer, p in concept_groups.items()}
+    supports = {layer: ConceptSupport(group) for layer, group in concept_stores.items()}
+    videos = Clips(units.video_ids, units.decode_stores)
+    token_counts = units.store["token_counts"][...]
     clips = {}
-    top = concepts.head(settings.top_concepts)
-    for unit in tqdm(list(top.itertuples(index=False)), desc="report clips", unit="concept"):
-        row = pd.Series(unit._asdict())
-        present = np.flatnonzero(units.presence[:, int(row["unit"])])
-        order = np.argsort(
-            -units.store["token_counts"][:, int(row["unit"])][present], kind="stable"
-        )
-        videos = present[order][: settings.videos_per_concept]
-        if len(videos) == 0:
+    top = concepts.head(settings.top_concepts).to_dict("records")
+    for row in tqdm(top, desc="report clips", unit="concept"):
+        unit = int(row["unit"])
+        present = np.flatnonzero(units.presence[:, unit])
+        order = np.argsort(-token_counts[present, unit], kind="stable")
+        shown_videos = present[order][: settings.videos_per_concept]
+        if len(shown_videos) == 0:
             continue
-        name = f"clips/unit-{int(row['unit']):05d}.webp"
+        name = f"clips/unit-{unit:05d}.webp"
         concept_clip(
-            supports[int(row["layer"])], units.decode_stores, row, videos, settings, out / name
+            supports[int(row["layer"])],
+            videos,
+            int(row["head"]),
+            int(row["concept"]),
+            shown_videos,
+            settings,
+            out / name,
         )
-        ids = ", ".join(units.video_ids[v] for v in videos)
-        clips[int(row["unit"])] = Markup(
-            f'<img src="{name}" alt="concept {int(row["unit"])} in {html.escape(ids)}" '
+        ids = ", ".join(units.video_ids[v] for v in shown_videos)
+        clips[unit] = Markup(
+            f'<img src="{name}" alt="concept {unit} in {html.escape(ids)}" '
             f'title="{html.escape(ids)}" loading="eager">'
         )
     shown = pd.DataFrame(
