@@ -65,12 +65,10 @@ class TokenMasker:
     ):
         if mode not in MASK_MODES:
             raise ValueError(f"masking mode must be one of {MASK_MODES}, got {mode!r}")
-        self.adapter, self.layers, self.mode, self.head_kind = (
-            adapter,
-            list(layers),
-            mode,
-            head_kind,
-        )
+        self.adapter = adapter
+        self.layers = list(layers)
+        self.mode = mode
+        self.head_kind = head_kind
         self._masks: list[torch.Tensor | None] = [None] * len(self.layers)
         self._handles: list = []
         self._previous_attention: str | None = None
