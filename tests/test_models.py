@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from videoconcepts.checkpoints import DEMO, MissingCheckpointError, input_defaults
+from videoconcepts.checkpoints import DEMO, MissingCheckpointError
+from videoconcepts.families import model_facts
 from videoconcepts.models import load_adapter
 from videoconcepts.synthetic import EVENTS
 
@@ -69,7 +70,8 @@ def test_demo_checkpoint_is_shipped_and_small():
 
     weights = DEMO_DIR / "model.safetensors"
     assert weights.stat().st_size <= 10 * 2**20
-    assert input_defaults(DEMO) == {"num_frames": 16, "size": 64}
+    facts = model_facts(DEMO)
+    assert (facts["family"], facts["num_frames"], facts["size"]) == ("videomae", 16, 64)
     # the shipped head's classes are the generator's events, in order
     assert load_adapter(DEMO, device="cpu").class_names == list(EVENTS)
 

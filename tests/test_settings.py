@@ -28,8 +28,15 @@ def test_decode_defaults_come_from_the_model():
         "clip_start": "center",
         "size": 64,
     }
+    config["decode"]["size"] = 64  # the model's own: accepted
+    assert resolve_decode(config)["size"] == 64
+    # position embeddings fix the input: anything else fails before any job runs
     config["decode"]["size"] = 96
-    assert resolve_decode(config)["size"] == 96
+    with pytest.raises(ValueError, match="decode.size is 96 but the model .* takes 64"):
+        resolve_decode(config)
+    config["decode"].update(size=None, num_frames=8)
+    with pytest.raises(ValueError, match="decode.num_frames is 8 .* takes 16"):
+        resolve_decode(config)
 
 
 def test_shards_cover_every_id_once_in_sorted_order():

@@ -49,41 +49,26 @@ def read_model_config(spec: str) -> dict[str, Any]:
     if path is None:
         raise MissingCheckpointError(
             f"checkpoint {spec!r}: no config.json found (not a local directory with a saved "
-            "model, and not in the Hugging Face cache; download it first on a machine "
-            "with network access, e.g. `hf download <id>`)"
+            "model, and not in the Hugging Face cache; workflows never download: fetch it "
+            f"ahead of time on a machine with network access with `hf download {spec}` "
+            "(same HF_HOME), or save it to a directory and give that path)"
         )
     return json.loads(path.read_text())
 
 
 def normalisation(spec: str) -> tuple[list[float], list[float]]:
-    """Pixel mean and std from the checkpoint's preprocessor config (ImageNet if absent)."""
-    path = _checkpoint_file(spec, "preprocessor_config.json")
-    processor = json.loads(path.read_text()) if path else {}
+    """Pixel mean and std from the checkpoint's image or video processor config
+    (ImageNet's if it has neither)."""
+    processor: dict[str, Any] = {}
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+        path = _checkpoint_file(spec, name)
+        if path:
+            processor = json.loads(path.read_text())
+            break
     return (
         list(processor.get("image_mean", IMAGENET_MEAN)),
         list(processor.get("image_std", IMAGENET_STD)),
     )
-
-
-# SLIC compactness per model family (VTCD's values; feature scales differ by family).
-COMPACTNESS = {"videomae": 0.1}
-
-
-def model_facts(spec: str) -> dict[str, Any]:
-    """Family, layer count and default SLIC compactness of a checkpoint."""
-    config = read_model_config(spec)
-    family = config.get("model_type", "")
-    return {
-        "family": family,
-        "num_layers": int(config["num_hidden_layers"]),
-        "compactness": COMPACTNESS.get(family, 0.1),
-    }
-
-
-def input_defaults(spec: str) -> dict[str, int]:
-    """Frames per clip and square input size the model expects, from its config."""
-    config = read_model_config(spec)
-    return {"num_frames": int(config["num_frames"]), "size": int(config["image_size"])}
 
 
 def checkpoint_files(spec: str) -> list[str]:

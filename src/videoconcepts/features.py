@@ -26,7 +26,7 @@ KIND = "features"
 class FeatureSettings:
     """What to capture. ``layers=None`` means every layer."""
 
-    checkpoint: str
+    model: dict | str  # a resolved ModelSpec as a dict, or a bare checkpoint
     layers: list[int] | None = None
     heads: list[HeadKind] = field(default_factory=lambda: ["keys"])
     residual: bool = True
@@ -77,7 +77,7 @@ def write_feature_store(
 ) -> int:
     """Capture features for every decoded (not skipped) video; return how many were stored."""
     ok, skipped = _split_ok([Path(s) for s in decode_stores])
-    adapter = load_adapter(settings.checkpoint, settings.device)
+    adapter = load_adapter(settings.model, settings.device)
     layers = list(range(adapter.num_layers)) if settings.layers is None else settings.layers
     settings = FeatureSettings(**{**asdict(settings), "layers": layers})
     groups = [open_decoded(store) for store in ok]

@@ -132,13 +132,16 @@ def pruning_curve(
     n_layers = n_units // scorer.adapter.num_heads
     total = n_layers * (scorer.adapter.num_heads * flops["attention_head"] + flops["mlp"])
     pruned = masks.sum(1)
+    accuracy = correctness(logits, target).view(rows).mean(0).numpy()
+    if not scorer.adapter.has_classes:
+        accuracy = np.full(len(masks), np.nan)
     return pd.DataFrame(
         {
             "order": np.repeat(list(blocks), steps + 1),
             "heads_pruned": pruned,
             "share_pruned": pruned / n_units,
             "metric": get_metric(metric)(logits, target).view(rows).mean(0).numpy(),
-            "accuracy": correctness(logits, target).view(rows).mean(0).numpy(),
+            "accuracy": accuracy,
             "attention_flops_saved": pruned / n_units,
             "model_flops_saved": pruned * flops["attention_head"] / total,
             "gflops_per_clip": 2 * (total - pruned * flops["attention_head"]) / 1e9,
@@ -158,7 +161,7 @@ def head_importance(
     ok = [p for p in decode_stores if decode_status(p)["status"] == "ok"]
     ids = [decode_status(p)["id"] for p in ok]
     estimation, held_out, evaluated_on = _split(ids, settings.held_out)
-    adapter = load_adapter(masking.checkpoint, device)
+    adapter = load_adapter(masking.model, device)
     layers, n_heads = list(range(adapter.num_layers)), adapter.num_heads
     tokens = head_unit_tokens(len(layers), n_heads, adapter.grid.size)
     n_units = len(layers) * n_heads

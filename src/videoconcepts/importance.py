@@ -40,11 +40,11 @@ KIND = "cris_shard"
 class MaskingSettings:
     """How units are masked and scored (shared by CRIS, occlusion, curves and heads)."""
 
-    checkpoint: str
+    model: dict | str  # a resolved ModelSpec as a dict, or a bare checkpoint
     mode: MaskMode = "remove"
     head_kind: str = "keys"
     metric: str = "correctness"
-    target: str = "auto"
+    target: str = "auto"  # "none" for models without classes
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class MaskScorer:
             self.masker.set(padded[:, index])  # (B, layers, heads, N), built on the device
             with adapter.autocast():
                 batch = pixels.expand(len(rows), *pixels.shape[1:])
-                out.append(adapter.model(pixel_values=batch).logits.float())
+                out.append(adapter.outputs(batch).float())
         self.masker.set(None)
         return torch.cat(out)
 
@@ -224,7 +224,7 @@ class UnitJob:
         cls, units_path: str | Path, masking: MaskingSettings, samples: str | None, device: str
     ) -> UnitJob:
         units = open_units(units_path)
-        adapter = load_adapter(masking.checkpoint, device)
+        adapter = load_adapter(masking.model, device)
         clips = Clips(units.video_ids, units.decode_stores)
         targets, baseline = video_targets(adapter, clips, masking, samples)
         return cls(units, adapter, clips, targets, baseline)

@@ -1,10 +1,10 @@
 """Target metrics for importance: how well a (masked) model output does on a video.
 
-Every metric maps the model's output for a batch (here logits, (B, classes)) and the
-target class of each row (B,) to one score per row, where higher is better; that is
-why ``loss`` scores the negative cross-entropy. Other model families register their own
-(segmentation IoU, reconstruction loss, video-text similarity) with
-:func:`register_metric`; importance code only ever calls :func:`get_metric`.
+Every metric maps the model's output for a batch (the adapter's ``outputs``: class
+logits, text similarities or reconstruction scores, (B, columns)) and the target column
+of each row (B,) to one score per row, where higher is better; that is why ``loss``
+scores the negative cross-entropy. Families declare which metrics apply to them
+(:mod:`videoconcepts.families`); importance code only ever calls :func:`get_metric`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ def logit(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return logits.float().gather(-1, target[:, None])[:, 0]
 
 
+@register_metric("similarity")
+def similarity(similarities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Video-text models: cosine similarity between the video and the target's text."""
+    return similarities.float().gather(-1, target[:, None])[:, 0]
+
+
+@register_metric("reconstruction")
+def reconstruction(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Self-supervised VideoMAE: its output is already the negative reconstruction loss."""
+    return scores.float()[:, 0]
+
+
 @register_metric("loss")
 def negative_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Negative cross-entropy, so that higher is better like every other metric."""
@@ -65,8 +77,10 @@ def resolve_targets(
 
     ``target`` is ``"label"`` (the sample sheet's label, required), ``"predicted"`` (the
     model's own unmasked prediction), ``"auto"`` (label where given, else predicted),
-    or one fixed class given by name or index.
+    one fixed class given by name or index, or ``"none"`` for models without classes.
     """
+    if target == "none":
+        return [0] * len(video_ids)
     index = {name: i for i, name in enumerate(class_names)}
 
     def from_label(video_id: str, label: str) -> int:

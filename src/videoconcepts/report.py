@@ -147,12 +147,14 @@ def heads_figure(heads: pd.DataFrame, path: Path) -> str:
 
 
 def pruning_figure(pruning: pd.DataFrame, path: Path) -> str:
+    """Accuracy against FLOPs saved; the metric itself for models without classes."""
     fig, ax = _axes(6, 3.8)
+    has_accuracy = pruning["accuracy"].notna().all()
     for i, (order, part) in enumerate(pruning.groupby("order", sort=False)):
         label = "least important heads first" if order == "least_important" else f"{order} order"
         ax.plot(
             100 * part["attention_flops_saved"],
-            100 * part["accuracy"],
+            100 * part["accuracy"] if has_accuracy else part["metric"],
             marker="o",
             color=OKABE_ITO[i],
             label=label,
@@ -160,9 +162,10 @@ def pruning_figure(pruning: pd.DataFrame, path: Path) -> str:
     ax.set(
         title=f"Head pruning ({pruning['evaluated_on'].iloc[0]})",
         xlabel="attention FLOPs saved (%)",
-        ylabel="accuracy (%)",
-        ylim=(-5, 105),
+        ylabel="accuracy (%)" if has_accuracy else "metric (higher is better)",
     )
+    if has_accuracy:
+        ax.set_ylim(-5, 105)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -441,7 +444,7 @@ def _build(out: Path, inputs: ReportInputs, settings: ReportSettings, run_settin
     summary = pd.DataFrame(
         [
             ("family", features["family"]),
-            ("checkpoint", features["settings"]["checkpoint"]),
+            ("checkpoint", features["settings"]["model"]["checkpoint"]),
             ("layers x heads", f"{heads['layer'].nunique()} x {features['num_heads']}"),
             ("analysed layers", ", ".join(map(str, units.layers))),
             ("token grid (T', H', W')", " x ".join(map(str, features["grid"]))),

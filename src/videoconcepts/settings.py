@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from typing import Any
 
-from videoconcepts.checkpoints import input_defaults, model_facts
+from videoconcepts.families import FAMILIES, model_facts, resolve_model
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -21,23 +22,42 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
+def resolve_model_section(config: dict[str, Any], labels: list[str] | None = None) -> dict:
+    """The ``model`` section resolved against its checkpoint (family, defaults)."""
+    return asdict(resolve_model(config["model"], labels))
+
+
 def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
-    """Decode settings with the model's own input size and clip length filled in."""
+    """Decode settings with the model's own input size and clip length filled in.
+
+    Position embeddings fix a model's clip length and input side, so other values
+    are refused here, before any job runs.
+    """
     decode = config["decode"]
-    defaults = input_defaults(config["model"]["checkpoint"])
+    facts = model_facts(config["model"]["checkpoint"])
+    for key, expected in (("num_frames", facts["num_frames"]), ("size", facts["size"])):
+        if decode.get(key) not in (None, expected):
+            raise ValueError(
+                f"decode.{key} is {decode[key]} but the model ({facts['family']}, "
+                f"{config['model']['checkpoint']}) takes {expected}; leave decode.{key} "
+                "unset to use the model's own"
+            )
     return {
-        "num_frames": decode.get("num_frames") or defaults["num_frames"],
+        "num_frames": facts["num_frames"],
         "frame_stride": decode["frame_stride"],
         "clip_start": decode["clip_start"],
-        "size": decode.get("size") or defaults["size"],
+        "size": facts["size"],
     }
 
 
-def resolve_features(config: dict[str, Any]) -> dict[str, Any]:
-    """Feature settings that shape the stored results (batch size and device do not)."""
+def resolve_features(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """Feature settings that shape the stored results (batch size and device do not).
+
+    ``model`` is the resolved model section (:func:`resolve_model_section`).
+    """
     features = config["features"]
     return {
-        "checkpoint": config["model"]["checkpoint"],
+        "model": model,
         "layers": sorted(features["layers"]) if features.get("layers") else None,
         "heads": list(features["heads"]),
         "residual": features["residual"],
@@ -100,12 +120,26 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 NUM_MASKS = {"demo": 512, "default": 4000}
 
 
-def resolve_masking(config: dict[str, Any]) -> dict[str, Any]:
-    """How units are masked and scored; shared by CRIS, occlusion, curves and heads."""
+def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """How units are masked and scored; shared by CRIS, occlusion, curves and heads.
+
+    The metric defaults to the family's own (target class for classifiers, text
+    similarity for video-text models, reconstruction for self-supervised VideoMAE).
+    """
     importance = config["importance"]
+    family = FAMILIES[model["family"]]
+    metric = importance.get("metric") or family.default_metric
+    if metric not in family.metrics:
+        raise ValueError(
+            f"importance.metric {metric!r} does not apply to {family.name} models "
+            f"(use one of: {', '.join(family.metrics)})"
+        )
+    target = importance["target"] if family.has_classes else "none"
     return {
-        "checkpoint": config["model"]["checkpoint"],
-        **{key: importance[key] for key in ("mode", "head_kind", "metric", "target")},
+        "model": model,
+        "metric": metric,
+        "target": target,
+        **{key: importance[key] for key in ("mode", "head_kind")},
     }
 
 

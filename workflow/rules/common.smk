@@ -20,6 +20,7 @@ from videoconcepts.settings import (
     resolve_proposals,
     resolve_decode,
     resolve_features,
+    resolve_model_section,
     settings_hash,
     shards,
 )
@@ -57,18 +58,24 @@ def _load_samples() -> pd.DataFrame:
         raise WorkflowError(f"bad sample source: {err}") from None
 
 
-try:
-    DECODE_SETTINGS = resolve_decode(config)
-    CHECKPOINT_FILES = checkpoint_files(config["model"]["checkpoint"])
-except MissingCheckpointError as err:
-    raise WorkflowError(f"model.checkpoint: {err}") from None
-
 SAMPLES = _load_samples()
 for _, row in SAMPLES.iterrows():
     validate(row.to_dict(), "../schemas/samples.schema.yaml")
 SAMPLES = SAMPLES.set_index("id", drop=False)
 
-FEATURE_SETTINGS = resolve_features(config)
+# The model is resolved against its checkpoint before any job runs: a missing
+# checkpoint, a family mismatch or an input size it cannot take stops here.
+try:
+    CHECKPOINT_FILES = checkpoint_files(config["model"]["checkpoint"])
+    MODEL = resolve_model_section(config, list(SAMPLES["label"].fillna("").astype(str)))
+    DECODE_SETTINGS = resolve_decode(config)
+    MASKING_SETTINGS = resolve_masking(config, MODEL)
+except MissingCheckpointError as err:
+    raise WorkflowError(f"model.checkpoint: {err}") from None
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+
+FEATURE_SETTINGS = resolve_features(config, MODEL)
 if config["tubelets"]["head_kind"] not in config["features"]["heads"]:
     raise WorkflowError(
         f"tubelets.head_kind={config['tubelets']['head_kind']!r} is not captured: add it to "
@@ -91,7 +98,6 @@ CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
 
 # Importance: masking (shared), CRIS, curves and heads each name their own folder.
-MASKING_SETTINGS = resolve_masking(config)
 MASKING_HASH = settings_hash(MASKING_SETTINGS)
 CRIS_SETTINGS = resolve_cris(config)
 CRIS_HASH = settings_hash(CRIS_SETTINGS)

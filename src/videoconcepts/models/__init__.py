@@ -1,21 +1,22 @@
-"""Model adapters, one module per family; :func:`load_adapter` picks one from the checkpoint."""
+"""Model adapters, one module per family; :func:`load_adapter` loads one from its spec."""
 
 from __future__ import annotations
 
-import torch
-from transformers import VideoMAEForVideoClassification
+from typing import Any
 
-from videoconcepts.checkpoints import (
-    MissingCheckpointError,
-    normalisation,
-    read_model_config,
-    resolve_checkpoint,
-)
+import torch
+import transformers
+
+from videoconcepts.checkpoints import MissingCheckpointError, normalisation, resolve_checkpoint
+from videoconcepts.families import FAMILIES, ModelSpec, resolve_family, resolve_model
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
-from videoconcepts.models.videomae import VideoMAEAdapter
+from videoconcepts.models.timesformer import TimesformerAdapter
+from videoconcepts.models.videomae import VideoMAEAdapter, VideoMAEPretrainingAdapter
+from videoconcepts.models.vivit import VivitAdapter
+from videoconcepts.models.vjepa2 import VJEPA2Adapter
+from videoconcepts.models.xclip import XCLIPAdapter
 
 __all__ = [
-    "VideoMAEAdapter",
     "HEAD_KINDS",
     "Capture",
     "HeadKind",
@@ -25,7 +26,18 @@ __all__ = [
     "pick_device",
 ]
 
-FAMILIES = {"videomae": (VideoMAEAdapter, VideoMAEForVideoClassification)}
+ADAPTERS: dict[str, type[ModelAdapter]] = {
+    adapter.family: adapter
+    for adapter in (
+        VideoMAEAdapter,
+        VideoMAEPretrainingAdapter,
+        TimesformerAdapter,
+        VivitAdapter,
+        XCLIPAdapter,
+        VJEPA2Adapter,
+    )
+}
+assert ADAPTERS.keys() == FAMILIES.keys()
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -34,22 +46,21 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_adapter(checkpoint: str, device: str = "auto") -> ModelAdapter:
-    """Load a checkpoint (``"demo"``, a local directory or a cached hub id) offline."""
-    config = read_model_config(checkpoint)
-    family = config.get("model_type")
-    if family not in FAMILIES:
-        raise ValueError(
-            f"checkpoint {checkpoint!r}: model_type {family!r} has no adapter "
-            f"(supported: {', '.join(sorted(FAMILIES))})"
-        )
-    adapter_cls, model_cls = FAMILIES[family]
+def load_adapter(spec: ModelSpec | dict[str, Any] | str, device: str = "auto") -> ModelAdapter:
+    """Load a model offline from its resolved spec (see :func:`families.resolve_model`),
+    or from a bare checkpoint with its family's defaults."""
+    if isinstance(spec, str):
+        spec = resolve_model({"checkpoint": spec})
+    elif isinstance(spec, dict):
+        spec = ModelSpec(**spec)
+    family = resolve_family(spec.checkpoint, spec.family)
+    model_cls = getattr(transformers, family.architecture)
     try:
         # SDPA attention: the `remove` masking mode passes its bias through it.
         model = model_cls.from_pretrained(
-            resolve_checkpoint(checkpoint), local_files_only=True, attn_implementation="sdpa"
+            resolve_checkpoint(spec.checkpoint), local_files_only=True, attn_implementation="sdpa"
         )
     except OSError as err:
-        raise MissingCheckpointError(f"checkpoint {checkpoint!r}: {err}") from err
-    mean, std = normalisation(checkpoint)
-    return adapter_cls(model.to(pick_device(device)), mean, std)
+        raise MissingCheckpointError(f"checkpoint {spec.checkpoint!r}: {err}") from err
+    mean, std = normalisation(spec.checkpoint)
+    return ADAPTERS[family.name](model.to(pick_device(device)), mean, std, spec)

@@ -8,7 +8,7 @@ one forward pass. Hooks only read activations; they never change the model's out
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -16,8 +16,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from videoconcepts.families import FAMILIES, ModelSpec
+
 HeadKind = Literal["keys", "queries", "values"]
 HEAD_KINDS: tuple[HeadKind, ...] = ("keys", "queries", "values")
+# The `remove` masking mode's bias for the current masks, given the compute dtype:
+# (additive key bias (B', heads, 1, S), heads left with no key (B', heads)), or None
+# when nothing is masked in that layer.
+KeyBias = Callable[[torch.dtype], "tuple[torch.Tensor, torch.Tensor] | None"]
 
 
 @dataclass(frozen=True)
@@ -45,37 +51,58 @@ class Capture:
 
 
 class ModelAdapter(ABC):
-    """Wraps one loaded model; subclasses declare where a family keeps its projections."""
+    """Wraps one loaded model; subclasses declare where a family keeps its projections.
+
+    Token layouts differ by family (CLS tokens, per-frame sequences, divided space-time
+    attention), so two methods translate between a hooked module's sequence and the
+    patch grid: :meth:`patch_tokens` (module output to (B, N, width) in T'H'W' order)
+    and :meth:`sequence_mask` (a patch mask to the attention module's key sequence).
+    The defaults fit families whose modules see one sequence per clip, special tokens
+    first.
+    """
 
     family: str
+    # Families whose attention calls Hugging Face's attention interface get the
+    # `remove` mode from a registered attention function; others patch their modules.
+    attention_interface: bool = True
+    # The three projections share one fused module (TimeSformer's qkv).
+    fused_qkv: bool = False
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+    def __init__(
+        self, model: nn.Module, mean: Sequence[float], std: Sequence[float], spec: ModelSpec
+    ):
         self.model = model.eval()
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
+        self.spec = spec
 
     # --- what a family declares -------------------------------------------------
     @property
-    @abstractmethod
-    def num_layers(self) -> int: ...
+    def config(self):
+        """The vision encoder's config (X-CLIP nests it in the model's)."""
+        return self.model.config
 
     @property
-    @abstractmethod
-    def num_heads(self) -> int: ...
+    def num_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
 
     @property
-    @abstractmethod
-    def hidden_size(self) -> int: ...
+    def num_heads(self) -> int:
+        return int(self.config.num_attention_heads)
 
     @property
-    @abstractmethod
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
     def num_frames(self) -> int:
         """Frames per clip the model expects."""
+        return int(getattr(self.config, FAMILIES[self.family].frames_key))
 
     @property
-    @abstractmethod
     def image_size(self) -> int:
         """Square input side in pixels."""
+        return int(getattr(self.config, FAMILIES[self.family].size_key))
 
     @property
     @abstractmethod
@@ -99,8 +126,45 @@ class ModelAdapter(ABC):
         """The transformer block whose output is the residual stream after ``layer``."""
 
     @abstractmethod
-    def pixel_values(self, frames: torch.Tensor) -> torch.Tensor:
-        """Model input from normalised float frames (B, T, 3, H, W)."""
+    def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
+        """What the metrics score, (B, len(class_names)), from preprocessed clips
+        (B, T, 3, H, W): class logits, text similarities or reconstruction scores."""
+
+    def feature_forward(self, pixels: torch.Tensor) -> torch.Tensor | None:
+        """The forward pass features are captured in; ``None`` when it does not give
+        :meth:`outputs` (then a second, unhooked pass does)."""
+        return self.outputs(pixels)
+
+    def patch_tokens(self, raw: torch.Tensor, kind: str, batch: int) -> torch.Tensor:
+        """A hooked module's output to (batch, N, width) patch tokens in T'H'W' order.
+
+        ``kind`` is a head kind (the output of :meth:`projection`) or ``"residual"``
+        (the output of :meth:`block`).
+        """
+        if self.fused_qkv and kind != "residual":
+            raw = raw.unflatten(-1, (3, -1))[..., HEAD_KINDS.index(kind), :]
+        start = self.num_special_tokens
+        return raw[:, start : start + self.grid.size]
+
+    def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N) patch mask to (B', heads, S): the key sequence of the masked
+        attention modules, with special tokens never masked."""
+        specials = self.num_special_tokens
+        return torch.nn.functional.pad(mask, (specials, 0), value=False) if specials else mask
+
+    def bias_attention(self, layer: int, bias: KeyBias) -> Callable[[], None]:
+        """Make ``layer``'s attention add ``bias`` to its key logits and output zero for
+        dead heads; returns the function that undoes it. Only families whose attention
+        does not go through Hugging Face's attention interface implement it."""
+        raise NotImplementedError(f"{self.family} masks through the attention interface")
+
+    def attention_pairs(self) -> int:
+        """(query, key) pairs one head scores per clip (the quadratic part of its cost)."""
+        return (self.grid.size + self.num_special_tokens) ** 2
+
+    @property
+    def has_classes(self) -> bool:
+        return FAMILIES[self.family].has_classes
 
     @property
     def head_dim(self) -> int:
@@ -108,27 +172,29 @@ class ModelAdapter(ABC):
 
     @property
     def class_names(self) -> list[str]:
+        """Names of the columns of :meth:`outputs`."""
         id2label = getattr(self.model.config, "id2label", None) or {}
-        return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(self.num_classes)]
+        n = int(self.model.config.num_labels)
+        return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(n)]
 
     @property
     def num_classes(self) -> int:
-        return int(self.model.config.num_labels)
+        return len(self.class_names)
 
     @property
     def intermediate_size(self) -> int:
-        return int(self.model.config.intermediate_size)
+        return int(self.config.intermediate_size)
 
     def layer_flops(self) -> dict[str, float]:
         """Multiply-adds of one layer for one clip: per attention head and for the MLP.
 
         A head costs its slice of the q/k/v and output projections plus its two
-        (tokens x tokens) products; pruning a head removes exactly that.
+        (query x key) products; pruning a head removes exactly that.
         """
         n = self.grid.size + self.num_special_tokens
         d, dh = self.hidden_size, self.head_dim
         return {
-            "attention_head": 4 * n * d * dh + 2 * n * n * dh,
+            "attention_head": 4 * n * d * dh + 2 * self.attention_pairs() * dh,
             "mlp": 2 * n * d * self.intermediate_size,
         }
 
@@ -147,7 +213,7 @@ class ModelAdapter(ABC):
         x = frames.to(self.device, torch.float32) / 255.0
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         x = (x - mean) / std
-        return self.pixel_values(x.permute(0, 1, 4, 2, 3).contiguous())
+        return x.permute(0, 1, 4, 2, 3).contiguous()
 
     def autocast(self) -> torch.autocast:
         # bf16 autocast on CUDA; plain fp32 on CPU keeps results exact.
@@ -156,15 +222,14 @@ class ModelAdapter(ABC):
 
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
-        """Plain forward pass: uint8 frames (B, T, H, W, 3) to logits (B, classes), fp32."""
+        """Plain forward pass: uint8 frames (B, T, H, W, 3) to :meth:`outputs`, fp32."""
         with self.autocast():
-            return self.model(pixel_values=self.preprocess(frames)).logits.float()
+            return self.outputs(self.preprocess(frames)).float()
 
-    def _to_grid(self, tokens: torch.Tensor, split_heads: bool) -> torch.Tensor:
-        """(B, L, N, D) stacked sequences to a view (B, L, heads, T', H', W', dim) or
+    def _to_grid(self, patches: torch.Tensor, split_heads: bool) -> torch.Tensor:
+        """(B, L, N, D) stacked patch tokens to a view (B, L, heads, T', H', W', dim) or
         (B, L, T', H', W', D); no copy beyond the stack, the store writer makes the layout."""
         g = self.grid
-        patches = tokens[:, :, self.num_special_tokens :]
         if patches.shape[2] != g.size:
             raise RuntimeError(
                 f"{self.family}: expected {g.size} patch tokens, hook saw {patches.shape[2]}"
@@ -218,7 +283,11 @@ class ModelAdapter(ABC):
             raise ValueError(f"layers {bad} out of range for a {self.num_layers}-layer model")
         pixels = self.preprocess(frames)
         with self._hooks(layers, kinds, residual) as seen, self.autocast():
-            logits = self.model(pixel_values=pixels).logits.float()
+            logits = self.feature_forward(pixels)
+        if logits is None:
+            with self.autocast():
+                logits = self.outputs(pixels)
+        logits = logits.float()
         expected = len(layers) * (len(kinds) + int(residual))
         if len(seen) != expected:
             raise RuntimeError(
@@ -227,8 +296,9 @@ class ModelAdapter(ABC):
             )
 
         def stacked(name: str, split_heads: bool) -> torch.Tensor:
-            raw = torch.stack([seen[(name, layer)] for layer in layers], 1).float()
-            return self._to_grid(raw, split_heads)
+            batch = len(frames)
+            tokens = [self.patch_tokens(seen[(name, layer)], name, batch) for layer in layers]
+            return self._to_grid(torch.stack(tokens, 1).float(), split_heads)
 
         heads = {kind: stacked(kind, True) for kind in kinds}
         res = stacked("residual", False) if residual else None

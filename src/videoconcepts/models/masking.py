@@ -14,14 +14,14 @@ tensor, so one forward pass scores a different mask in every batch row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from videoconcepts.models.base import HeadKind, ModelAdapter
+from videoconcepts.models.base import HEAD_KINDS, HeadKind, KeyBias, ModelAdapter
 
 MaskMode = Literal["zero", "remove"]
 MASK_MODES: tuple[MaskMode, ...] = ("zero", "remove")
@@ -71,6 +71,7 @@ class TokenMasker:
         self.head_kind = head_kind
         self._masks: list[torch.Tensor | None] = [None] * len(self.layers)
         self._handles: list = []
+        self._undo: list[Callable[[], None]] = []
         self._previous_attention: str | None = None
 
     # --- per-batch state ----------------------------------------------------------
@@ -88,14 +89,10 @@ class TokenMasker:
     def layer_mask(self, index: int) -> torch.Tensor | None:
         return self._masks[index]
 
-    def _with_specials(self, mask: torch.Tensor) -> torch.Tensor:
-        """(B, heads, N) patch mask to (B, heads, S) over the whole token sequence."""
-        specials = self.adapter.num_special_tokens
-        return torch.nn.functional.pad(mask, (specials, 0), value=False) if specials else mask
-
     def key_bias(self, mask: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Additive attention bias (B, heads, 1, S) and the (B, heads) heads left with no key."""
-        mask = self._with_specials(mask)
+        """Additive attention bias (B', heads, 1, S) for the attention module's own key
+        sequence, and the (B', heads) heads left with no key."""
+        mask = self.adapter.sequence_mask(mask)
         dead = mask.all(-1)
         mask = mask & ~dead[..., None]  # a dead head gets no bias; its output is zeroed
         bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
@@ -103,16 +100,19 @@ class TokenMasker:
 
     # --- hooks --------------------------------------------------------------------
     def _zero_hook(self, index: int):
-        heads = self.adapter.num_heads
+        adapter = self.adapter
+        parts = 3 if adapter.fused_qkv else 1
+        part = HEAD_KINDS.index(self.head_kind) if adapter.fused_qkv else 0
 
         def hook(_module, _inputs, output):
             mask = self._masks[index]
             if mask is None:
                 return None
-            keep = ~self._with_specials(mask)  # (B, heads, S)
-            b, s, width = output.shape
-            per_head = output.view(b, s, heads, width // heads)
-            return (per_head * keep.transpose(1, 2)[..., None]).view(b, s, width)
+            keep = ~adapter.sequence_mask(mask)  # (B', heads, S)
+            per_head = output.unflatten(-1, (parts, adapter.num_heads, adapter.head_dim))
+            scale = torch.ones(per_head.shape[:-1], dtype=output.dtype, device=output.device)
+            scale[:, :, part] = keep.transpose(1, 2)
+            return (per_head * scale[..., None]).flatten(-3)
 
         return hook
 
@@ -121,19 +121,32 @@ class TokenMasker:
             for i, layer in enumerate(self.layers):
                 module = self.adapter.projection(layer, self.head_kind)
                 self._handles.append(module.register_forward_hook(self._zero_hook(i)))
-        else:
+        elif self.adapter.attention_interface:
             model = self.adapter.model
             self._previous_attention = model.config._attn_implementation
             for i, layer in enumerate(self.layers):
                 _ACTIVE[id(self.adapter.attention(layer))] = (self, i)
             model.set_attn_implementation(_ATTENTION)
+        else:
+            for i, layer in enumerate(self.layers):
+                self._undo.append(self.adapter.bias_attention(layer, self._bias_of(i)))
         return self
+
+    def _bias_of(self, index: int) -> KeyBias:
+        def bias(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
+            mask = self._masks[index]
+            return None if mask is None else self.key_bias(mask, dtype)
+
+        return bias
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        if self.mode == "remove":
+        for undo in self._undo:
+            undo()
+        self._undo.clear()
+        if self.mode == "remove" and self.adapter.attention_interface:
             for layer in self.layers:
                 _ACTIVE.pop(id(self.adapter.attention(layer)), None)
             self.adapter.model.set_attn_implementation(self._previous_attention)

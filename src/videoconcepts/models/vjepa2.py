@@ -1,0 +1,50 @@
+"""Adapter for Hugging Face V-JEPA 2 with its video classification probe
+(``VJEPA2ForVideoClassification``).
+
+The metric is the probe's target class, not the predictor's loss: the probe scores a
+decision the way every other classifier here does, while the predictor's loss depends
+on a random choice of context and target tokens that would be confounded with CRIS's
+own masking. Plain encoder checkpoints (``VJEPA2Model``) are refused at parse time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from videoconcepts.models.base import HeadKind, ModelAdapter, TokenGrid
+
+_PROJECTION = {"keys": "key", "queries": "query", "values": "value"}
+
+
+class VJEPA2Adapter(ModelAdapter):
+    family = "vjepa2"
+
+    @property
+    def grid(self) -> TokenGrid:
+        c = self.config
+        side = c.crop_size // c.patch_size
+        return TokenGrid(c.frames_per_clip // c.tubelet_size, side, side)
+
+    @property
+    def num_special_tokens(self) -> int:
+        return 0
+
+    @property
+    def intermediate_size(self) -> int:
+        return int(self.config.hidden_size * self.config.mlp_ratio)
+
+    def _layer(self, layer: int) -> nn.Module:
+        return self.model.vjepa2.encoder.layer[layer]
+
+    def attention(self, layer: int) -> nn.Module:
+        return self._layer(layer).attention
+
+    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
+        return getattr(self.attention(layer), _PROJECTION[kind])
+
+    def block(self, layer: int) -> nn.Module:
+        return self._layer(layer)
+
+    def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values_videos=pixels).logits
