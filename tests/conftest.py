@@ -1,4 +1,4 @@
-"""Shared fixtures: small real H.264 videos and a tiny saved VideoMAE checkpoint."""
+"""Shared fixtures: small real H.264 videos and tiny saved checkpoints of every family."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+from tiny_models import save_tiny
 
+from videoconcepts.families import FAMILIES
 from videoconcepts.synthetic import write_mp4
 
 
@@ -31,22 +31,11 @@ def video_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A random 2-layer VideoMAE saved like a downloaded checkpoint (4 frames, 32 px)."""
-    torch.manual_seed(0)
-    config = VideoMAEConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        tubelet_size=2,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        num_labels=3,
-        # HF's default 0.02 leaves a random model's output nearly independent of its
-        # attention (masking changes logits by < 1e-4); 0.2, as the demo model uses, does not.
-        initializer_range=0.2,
-    )
-    path = tmp_path_factory.mktemp("tiny_videomae")
-    VideoMAEForVideoClassification(config).save_pretrained(path)
-    return path
+    """A random 2-layer VideoMAE classifier saved like a downloaded checkpoint."""
+    return save_tiny("videomae", tmp_path_factory.mktemp("tiny_videomae"))
+
+
+@pytest.fixture(scope="session", params=sorted(FAMILIES))
+def family_checkpoint(request, tmp_path_factory) -> tuple[str, Path]:
+    """(family, directory) of a tiny random saved checkpoint, for every family."""
+    return request.param, save_tiny(request.param, tmp_path_factory.mktemp(request.param))

@@ -55,12 +55,14 @@ def load_adapter(spec: ModelSpec | dict[str, Any] | str, device: str = "auto") -
         spec = ModelSpec(**spec)
     family = resolve_family(spec.checkpoint, spec.family)
     model_cls = getattr(transformers, family.architecture)
+    adapter_cls = ADAPTERS[family.name]
+    # SDPA attention: the `remove` masking mode passes its bias through it.
+    options = {"attn_implementation": "sdpa"} if adapter_cls.attention_interface else {}
     try:
-        # SDPA attention: the `remove` masking mode passes its bias through it.
         model = model_cls.from_pretrained(
-            resolve_checkpoint(spec.checkpoint), local_files_only=True, attn_implementation="sdpa"
+            resolve_checkpoint(spec.checkpoint), local_files_only=True, **options
         )
     except OSError as err:
         raise MissingCheckpointError(f"checkpoint {spec.checkpoint!r}: {err}") from err
     mean, std = normalisation(spec.checkpoint)
-    return ADAPTERS[family.name](model.to(pick_device(device)), mean, std, spec)
+    return adapter_cls(model.to(pick_device(device)), mean, std, spec)

@@ -24,7 +24,7 @@ class VivitAdapter(ModelAdapter):
         return 1
 
     def _layer(self, layer: int) -> nn.Module:
-        return self.model.vivit.encoder.layers[layer]
+        return self.model.vivit.layers[layer]
 
     def attention(self, layer: int) -> nn.Module:
         return self._layer(layer).attention

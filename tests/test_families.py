@@ -1,0 +1,238 @@
+"""Every model family, from a tiny random checkpoint saved to disk and loaded back through
+the code a user runs: token layout, masking in both modes, outputs and the workflow."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers
+from test_workflow import run_snakemake, write_config
+from tiny_models import CLASSES, save_tiny
+
+from videoconcepts.families import FAMILIES, resolve_model
+from videoconcepts.features import open_features
+from videoconcepts.models import load_adapter
+from videoconcepts.models.masking import TokenMasker
+from videoconcepts.synthetic import write_mp4
+
+
+def adapter_for(checkpoint, **model) -> object:
+    spec = resolve_model({"checkpoint": str(checkpoint), **model}, list(CLASSES))
+    return load_adapter(spec, "cpu")
+
+
+@pytest.fixture(scope="module")
+def family_adapter(family_checkpoint):
+    family, path = family_checkpoint
+    return family, adapter_for(path)
+
+
+def clips(adapter, n: int = 2, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    shape = (n, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
+    return torch.from_numpy(rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+def test_capture_has_the_grid_shapes_and_leaves_outputs_unchanged(family_adapter):
+    family, adapter = family_adapter
+    assert adapter.family == family
+    frames = clips(adapter)
+    captured = adapter.capture(frames, kinds=("keys", "queries", "values"))
+    g = adapter.grid
+    heads = (2, adapter.num_layers, adapter.num_heads, g.frames, g.height, g.width, 8)
+    assert all(tuple(t.shape) == heads for t in captured.heads.values())
+    assert tuple(captured.residual.shape) == (2, 2, g.frames, g.height, g.width, 32)
+    assert captured.logits.shape == (2, len(adapter.class_names))
+    assert torch.equal(captured.logits, adapter.logits(frames))
+
+
+def changed_positions(adapter, kind: str, layer: int = 0) -> set[tuple[int, int, int]]:
+    """Grid positions whose ``kind`` at ``layer`` changes when one 8x8 patch of frame 2
+    (row 1, column 2) changes."""
+    frames = clips(adapter, 1)
+    edited = frames.clone()
+    edited[0, 2, 8:16, 16:24] = 255 - edited[0, 2, 8:16, 16:24]
+    kinds = () if kind == "residual" else (kind,)
+    before, after = (
+        adapter.capture(f, [layer], kinds, kind == "residual") for f in (frames, edited)
+    )
+    a = before.residual if kind == "residual" else before.heads[kind]
+    b = after.residual if kind == "residual" else after.heads[kind]
+    diff = (a - b).abs().flatten(start_dim=a.dim() - 4 + (kind == "residual"))
+    diff = diff.reshape(*a.shape[: a.dim() - 4 + (kind == "residual")], -1)
+    if kind != "residual":
+        diff = diff.amax(2)  # over heads
+    diff = diff.reshape(adapter.grid.frames, adapter.grid.height, adapter.grid.width, -1)
+    return {tuple(map(int, p)) for p in torch.nonzero(diff.amax(-1) > 1e-6)}
+
+
+def test_patch_tokens_follow_the_token_grid(family_adapter):
+    """Layer 0 keys are a per-token function of the input, so editing one patch moves
+    exactly that grid position: this pins each family's token order and special tokens."""
+    family, adapter = family_adapter
+    t = 2 * adapter.grid.frames // adapter.num_frames  # frame 2 -> its tubelet
+    expected = {(t, 1, 2)}
+    if family == "timesformer":  # spatial keys come after temporal attention over frames
+        expected = {(f, 1, 2) for f in range(adapter.grid.frames)}
+    assert changed_positions(adapter, "keys") == expected
+
+
+def test_timesformer_temporal_attention_and_residual_layout(tmp_path):
+    adapter = adapter_for(save_tiny("timesformer", tmp_path), attention="temporal")
+    # temporal attention sees each token before any mixing
+    assert changed_positions(adapter, "keys") == {(2, 1, 2)}
+    # the residual stream holds CLS then patches in (H', W', T) order; ours is T'H'W'
+    frames = clips(adapter, 1)
+    residual = adapter.capture(frames, [1], ()).residual[0, 0]
+    with torch.inference_mode():
+        out = adapter.model(pixel_values=adapter.preprocess(frames), output_hidden_states=True)
+    stream = out.hidden_states[2][0]
+    for t, h, w in [(0, 0, 1), (3, 1, 2), (2, 3, 0)]:
+        assert torch.equal(residual[t, h, w], stream[1 + (h * 4 + w) * 4 + t])
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_masking_changes_outputs_and_an_empty_mask_does_not(family_adapter, mode):
+    _, adapter = family_adapter
+    frames = clips(adapter)
+    plain = adapter.logits(frames)
+    masks = torch.zeros(2, adapter.num_layers, adapter.num_heads, adapter.grid.size, dtype=bool)
+    with TokenMasker(adapter, range(adapter.num_layers), mode) as masker:
+        masker.set(masks)
+        assert torch.equal(adapter.logits(frames), plain)
+        masks[:, :, :2, ::2] = True  # half the tokens of two heads
+        masks[:, :, 2] = True  # every token of a third
+        masker.set(masks)
+        masked = adapter.logits(frames)
+    assert (masked - plain).abs().max() > 1e-4
+    assert torch.equal(adapter.logits(frames), plain)  # hooks are gone
+
+
+def probe(adapter, kind: str, layer: int, frames: torch.Tensor, masks) -> torch.Tensor:
+    """Raw output of ``layer``'s ``kind`` projection in the scored forward, with masks
+    applied in zero mode (the probe hook runs after the masker's)."""
+    seen = {}
+    with TokenMasker(adapter, [layer], "zero", kind) as masker:
+        masker.set(masks)
+        handle = adapter.projection(layer, kind).register_forward_hook(
+            lambda _m, _i, out: seen.setdefault("raw", out)
+        )
+        try:
+            adapter.logits(frames)
+        finally:
+            handle.remove()
+    return seen["raw"]
+
+
+def test_zero_mode_zeroes_exactly_the_masked_tokens_and_heads(family_adapter):
+    family, adapter = family_adapter
+    frames = clips(adapter, 1)
+    g = torch.Generator().manual_seed(1)
+    masks = torch.rand(1, 1, adapter.num_heads, adapter.grid.size, generator=g) < 0.5
+    raw = probe(adapter, "keys", 1, frames, masks)
+    plain = probe(adapter, "keys", 1, frames, None)
+    if family == "videomae_pretraining":  # the encoder sees only the visible tokens
+        keys = raw.unflatten(-1, (adapter.num_heads, -1))[0]
+        expected = masks[0, 0][:, adapter.visible].T
+    else:
+        keys = adapter.patch_tokens(raw, "keys", 1).unflatten(-1, (adapter.num_heads, -1))[0]
+        expected = masks[0, 0].T
+    zeroed = (keys == 0).all(-1)
+    assert torch.equal(zeroed, expected)
+    if adapter.fused_qkv:  # queries and values of the fused projection are untouched
+        q_v = raw.unflatten(-1, (3, -1))[..., 1:, :]
+        assert torch.equal(q_v, plain.unflatten(-1, (3, -1))[..., 1:, :])
+
+
+@pytest.mark.parametrize("family", ["timesformer", "xclip"])
+def test_remove_mode_stays_inside_each_frames_attention(family, tmp_path):
+    """Per-frame attention: removing tokens of frame 1 changes that layer's output in
+    frame 1 only (the key bias is laid out per frame sequence)."""
+    adapter = adapter_for(save_tiny(family, tmp_path))
+    frames = clips(adapter, 1)
+    masks = torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=bool)
+    per_frame = adapter.grid.height * adapter.grid.width
+    masks[..., per_frame : per_frame + 5] = True  # five tokens of frame 1, every head
+    plain = adapter.capture(frames, [1], ()).residual
+    with TokenMasker(adapter, [1], "remove") as masker:
+        masker.set(masks)
+        masked = adapter.capture(frames, [1], ()).residual
+    change = (masked - plain).abs()[0, 0].flatten(1).amax(1)  # per frame
+    assert change[1] > 1e-3
+    assert change[[0, 2, 3]].max() < 1e-5
+
+
+def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
+    adapter = adapter_for(save_tiny("videomae_pretraining", tmp_path))
+    frames = clips(adapter, 2)
+    scores = adapter.logits(frames)[:, 0]
+    assert scores.shape == (2,) and (scores < 0).all() and scores[0] != scores[1]
+    # each row equals Hugging Face's own loss for that clip alone
+    pixels = adapter.preprocess(frames)
+    with torch.inference_mode():
+        for i in range(2):
+            hidden = adapter.hidden[None]
+            loss = adapter.model(pixel_values=pixels[i : i + 1], bool_masked_pos=hidden).loss
+            assert scores[i].item() == pytest.approx(-loss.item(), rel=1e-5)
+    assert adapter.hidden.float().mean() == pytest.approx(14 / 16)  # 0.9 of 16 columns
+
+
+def test_family_problems_are_clear_errors(tmp_path):
+    videomae = save_tiny("videomae", tmp_path / "videomae")
+    with pytest.raises(ValueError, match="model.family is 'vivit' but .* is a videomae model"):
+        resolve_model({"checkpoint": str(videomae), "family": "vivit"})
+    with pytest.raises(ValueError, match="model.attention only applies to timesformer"):
+        resolve_model({"checkpoint": str(videomae), "attention": "temporal"})
+    with pytest.raises(ValueError, match="model.classes only applies to video-text"):
+        resolve_model({"checkpoint": str(videomae), "classes": ["a"]})
+    with pytest.raises(ValueError, match="model.classes is needed for xclip"):
+        resolve_model({"checkpoint": str(save_tiny("xclip", tmp_path / "xclip"))}, ["", ""])
+    encoder = tmp_path / "vjepa2_encoder"
+    vjepa2 = transformers.VJEPA2Config(
+        crop_size=32, patch_size=8, frames_per_clip=4, hidden_size=32, num_hidden_layers=1
+    )
+    transformers.VJEPA2Model(vjepa2).save_pretrained(encoder)
+    with pytest.raises(ValueError, match="has no adapter.*vjepa2 \\(VJEPA2ForVideoClassification"):
+        resolve_model({"checkpoint": str(encoder)})
+
+
+@pytest.mark.integration
+def test_family_runs_through_the_workflow(family_checkpoint, tmp_path):
+    """decode, features, tubelets, concepts, units and a few CRIS masks from a saved
+    checkpoint directory, on three short labelled videos."""
+    family, checkpoint = family_checkpoint
+    metric = "logit" if FAMILIES[family].default_metric == "correctness" else None
+    (tmp_path / "clips").mkdir()
+    rows = ["path\tlabel"]
+    for i, label in enumerate(CLASSES):
+        rng = np.random.default_rng(zlib.crc32(label.encode()))
+        frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
+        frames[:, 8 + 4 * i : 24 + 4 * i, 10:30] = 255  # a bright block, placed per video
+        write_mp4(tmp_path / "clips" / f"{label}.mp4", frames, fps=10)
+        rows.append(f"clips/{label}.mp4\t{label}")
+    (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
+    write_config(
+        tmp_path,
+        samples=str(tmp_path / "samples.tsv"),
+        model={"checkpoint": str(checkpoint), "family": family},
+        decode={"frame_stride": 2},
+        features={"layers": [1], "videos_per_job": 3},
+        tubelets={"n_segments": 4},
+        concepts={"max_concepts": 3, "max_iter": 50},
+        # a continuous metric: 8 masks rarely flip a random classifier's top class
+        importance={"num_masks": 8, "masks_per_batch": 4, "shards": 1, "metric": metric},
+    )
+    run_snakemake(tmp_path, "--until", "cris_gather")
+    store = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
+    assert store.attrs["family"] == family
+    assert store.attrs["settings"]["model"]["family"] == family
+    table = next((tmp_path / "results/importance").rglob("concept_importance.tsv"))
+    importance = pd.read_csv(table, sep="\t")
+    assert len(importance) > 0 and importance["importance"].notna().all()
+    assert set(importance["layer"]) == {1}
+    assert (importance["importance"].abs() <= 1 + 1e-9).all() or family == "videomae_pretraining"
+    assert importance["stderr"].gt(0).any()  # the masks moved the family's metric
