@@ -25,9 +25,12 @@ import numpy as np
 import torch
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from videoconcepts.importance import MaskingSettings, MaskScorer, sample_masks
-from videoconcepts.models import VideoMAEAdapter, load_adapter, pick_device
+from videoconcepts.devices import pick_device
+from videoconcepts.importance import sample_masks
+from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
+from videoconcepts.models.videomae import VideoMAEAdapter
+from videoconcepts.scoring import MaskingSettings, MaskScorer
 
 
 def build_adapter(model: str, device: str) -> ModelAdapter:

@@ -23,9 +23,6 @@ from videoconcepts.decode import DecodeSettings, write_decode_store
 from videoconcepts.heads import HeadSettings, head_importance, split_held_out
 from videoconcepts.importance import (
     CrisSettings,
-    MaskingSettings,
-    MaskScorer,
-    UnitJob,
     batch_ranges,
     cris_estimate,
     gather_cris,
@@ -33,6 +30,7 @@ from videoconcepts.importance import (
     split_half_stability,
     write_cris_shard,
 )
+from videoconcepts.scoring import MaskingSettings, MaskScorer, UnitJob
 from videoconcepts.stores import open_store
 from videoconcepts.synthetic import generate_dataset
 from videoconcepts.units import plurality_tokens, write_units

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from videoconcepts.importance import Clips, MaskingSettings, MaskScorer, UnitJob, ranked
+from videoconcepts.decode import Clips
+from videoconcepts.importance import ranked
+from videoconcepts.scoring import MaskingSettings, MaskScorer, UnitJob
 from videoconcepts.units import Units
 
 

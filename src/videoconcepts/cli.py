@@ -89,7 +89,7 @@ def _masking(args: argparse.Namespace):
     """The job's masking settings; also sets torch's CPU threads for the job."""
     import torch
 
-    from videoconcepts.importance import MaskingSettings
+    from videoconcepts.scoring import MaskingSettings
 
     torch.set_num_threads(args.threads)
     return MaskingSettings(**json.loads(args.masking))

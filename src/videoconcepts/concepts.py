@@ -21,7 +21,7 @@ import zarr
 from tqdm import tqdm
 
 from videoconcepts.cnmf import ConvexNMF, assign, choose_n_concepts
-from videoconcepts.models import pick_device
+from videoconcepts.devices import pick_device
 from videoconcepts.stores import atomic_store, open_store, write_array
 from videoconcepts.tubelets import open_tubelets, tubelet_table
 

@@ -9,6 +9,7 @@ concept masks back on the source video.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -210,3 +211,17 @@ def decode_status(path: str | Path) -> dict[str, str]:
         "status": attrs["status"],
         "reason": attrs.get("reason", ""),
     }
+
+
+class Clips:
+    """Decoded clips of the videos a job scores, read one at a time from their stores."""
+
+    def __init__(self, video_ids: Sequence[str], decode_stores: Sequence[str | Path]):
+        self.video_ids = list(video_ids)
+        self._frames = [open_decoded(p)["frames"] for p in decode_stores]
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def frames(self, video: int) -> np.ndarray:
+        return self._frames[video][...]

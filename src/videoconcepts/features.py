@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,8 +17,10 @@ import zarr
 from tqdm import tqdm
 
 from videoconcepts.decode import decode_status, open_decoded
-from videoconcepts.models import HeadKind, ModelAdapter, load_adapter
 from videoconcepts.stores import atomic_store, create_array, open_store
+
+if TYPE_CHECKING:  # the model code loads only in the features job itself
+    from videoconcepts.models import HeadKind, ModelAdapter
 
 KIND = "features"
 
@@ -76,6 +79,8 @@ def write_feature_store(
     decode_stores: Sequence[str | Path], out: str | Path, settings: FeatureSettings
 ) -> int:
     """Capture features for every decoded (not skipped) video; return how many were stored."""
+    from videoconcepts.models import load_adapter
+
     ok, skipped = _split_ok([Path(s) for s in decode_stores])
     adapter = load_adapter(settings.model, settings.device)
     layers = list(range(adapter.num_layers)) if settings.layers is None else settings.layers

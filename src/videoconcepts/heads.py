@@ -21,18 +21,11 @@ import torch
 from tqdm import tqdm
 
 from videoconcepts.attribution import removal_masks
-from videoconcepts.decode import decode_status
-from videoconcepts.importance import (
-    Clips,
-    MaskingSettings,
-    MaskScorer,
-    cris_estimate,
-    ranked,
-    sample_masks,
-    video_targets,
-)
+from videoconcepts.decode import Clips, decode_status
+from videoconcepts.importance import cris_estimate, ranked, sample_masks
 from videoconcepts.metrics import correctness, get_metric
 from videoconcepts.models import load_adapter
+from videoconcepts.scoring import MaskingSettings, MaskScorer, video_targets
 from videoconcepts.units import head_unit_tokens
 
 

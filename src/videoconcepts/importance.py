@@ -18,33 +18,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from videoconcepts.decode import open_decoded
-from videoconcepts.metrics import get_metric, resolve_targets
-from videoconcepts.models import ModelAdapter, load_adapter
-from videoconcepts.models.masking import MaskMode, TokenMasker
-from videoconcepts.samples import load_samples
 from videoconcepts.stores import atomic_store, open_store, write_array
-from videoconcepts.units import Units, open_units
+from videoconcepts.units import open_units
+
+if TYPE_CHECKING:
+    from videoconcepts.scoring import MaskingSettings
 
 KIND = "cris_shard"
-
-
-@dataclass(frozen=True)
-class MaskingSettings:
-    """How units are masked and scored (shared by CRIS, occlusion, curves and heads)."""
-
-    model: dict | str  # a resolved ModelSpec as a dict, or a bare checkpoint
-    mode: MaskMode = "remove"
-    head_kind: str = "keys"
-    metric: str = "correctness"
-    target: str = "auto"  # "none" for models without classes
 
 
 @dataclass(frozen=True)
@@ -53,62 +39,6 @@ class CrisSettings:
     mask_ratio: float = 0.5
     seed: int = 0
     stop_when_stable: float | None = None
-
-
-class MaskScorer:
-    """Scores one clip under many unit masks, batching masks along the batch dimension.
-
-    Use as a context manager: hooks are registered once on entry. ``unit_tokens`` is
-    the (layers, heads, N) unit id of every patch token (-1 for none) of one video, and
-    ``masks`` a (K, U) bool array (True = unit masked).
-    """
-
-    def __init__(
-        self,
-        adapter: ModelAdapter,
-        layers: Sequence[int],
-        settings: MaskingSettings,
-        batch_size: int = 32,
-        mode: MaskMode | None = None,
-    ):
-        self.adapter, self.batch_size = adapter, batch_size
-        self.metric = get_metric(settings.metric)
-        self.masker = TokenMasker(adapter, layers, mode or settings.mode, settings.head_kind)
-
-    def __enter__(self) -> MaskScorer:
-        self.masker.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.masker.__exit__(*exc)
-
-    @torch.inference_mode()
-    def logits(
-        self, frames: np.ndarray, unit_tokens: np.ndarray, masks: np.ndarray
-    ) -> torch.Tensor:
-        """Model output (K, classes) of one clip (T, H, W, 3) under each of K masks."""
-        adapter = self.adapter
-        device = adapter.device
-        pixels = adapter.preprocess(torch.from_numpy(np.asarray(frames))[None])
-        # Unit id + 1 indexes a mask row padded with "not masked" at 0 (tokens of no unit).
-        index = torch.as_tensor(unit_tokens + 1, dtype=torch.long, device=device)
-        out = []
-        for start in range(0, len(masks), self.batch_size):
-            rows = torch.as_tensor(masks[start : start + self.batch_size], device=device)
-            padded = torch.nn.functional.pad(rows, (1, 0), value=False)
-            self.masker.set(padded[:, index])  # (B, layers, heads, N), built on the device
-            with adapter.autocast():
-                batch = pixels.expand(len(rows), *pixels.shape[1:])
-                out.append(adapter.outputs(batch).float())
-        self.masker.set(None)
-        return torch.cat(out)
-
-    def scores(
-        self, frames: np.ndarray, unit_tokens: np.ndarray, masks: np.ndarray, target: int
-    ) -> np.ndarray:
-        logits = self.logits(frames, unit_tokens, masks)
-        targets = torch.full((len(logits),), target, device=logits.device)
-        return self.metric(logits, targets).cpu().numpy()
 
 
 def sample_masks(n_masks: int, n_units: int, ratio: float, seed: int) -> np.ndarray:
@@ -167,70 +97,13 @@ def split_half_stability(scores: np.ndarray, masks: np.ndarray, presence: np.nda
     if present.sum() < 2 or scores.shape[1] < 4:
         return float("nan")
     even, odd = half_importances(scores, masks, presence)
-    return float(spearmanr(even[present], odd[present]).statistic)
+    return float(pd.Series(even[present]).corr(pd.Series(odd[present]), method="spearman"))
 
 
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with a 1-based ``rank`` by descending importance, sorted by it."""
     rank = table["importance"].rank(ascending=False, method="first").astype(int)
     return table.assign(rank=rank).sort_values("rank")
-
-
-class Clips:
-    """Decoded clips of the videos a job scores, read one at a time from their stores."""
-
-    def __init__(self, video_ids: Sequence[str], decode_stores: Sequence[str | Path]):
-        self.video_ids = list(video_ids)
-        self._frames = [open_decoded(p)["frames"] for p in decode_stores]
-
-    def __len__(self) -> int:
-        return len(self.video_ids)
-
-    def frames(self, video: int) -> np.ndarray:
-        return self._frames[video][...]
-
-
-def video_targets(
-    adapter: ModelAdapter, clips: Clips, settings: MaskingSettings, samples: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Target class per video (V,) and the unmasked score of each video under the metric."""
-    logits = torch.cat(
-        [adapter.logits(torch.from_numpy(clips.frames(v))[None]) for v in range(len(clips))]
-    ).cpu()
-    labels = [""] * len(clips)
-    if samples:
-        sheet = load_samples(samples).set_index("id")["label"].fillna("").astype(str)
-        labels = [sheet.get(v, "") for v in clips.video_ids]
-    targets = torch.tensor(
-        resolve_targets(
-            settings.target, labels, logits.argmax(1).tolist(), adapter.class_names, clips.video_ids
-        )
-    )
-    return targets.numpy(), get_metric(settings.metric)(logits, targets).numpy()
-
-
-@dataclass
-class UnitJob:
-    """What every job that scores concept units loads once: units, model, clips, targets."""
-
-    units: Units
-    adapter: ModelAdapter
-    clips: Clips
-    targets: np.ndarray  # (V,) target class per video
-    baseline: np.ndarray  # (V,) unmasked score per video
-
-    @classmethod
-    def load(
-        cls, units_path: str | Path, masking: MaskingSettings, samples: str | None, device: str
-    ) -> UnitJob:
-        units = open_units(units_path)
-        adapter = load_adapter(masking.model, device)
-        clips = Clips(units.video_ids, units.decode_stores)
-        targets, baseline = video_targets(adapter, clips, masking, samples)
-        return cls(units, adapter, clips, targets, baseline)
-
-    def scorer(self, masking: MaskingSettings, batch_size: int) -> MaskScorer:
-        return MaskScorer(self.adapter, self.units.layers, masking, batch_size)
 
 
 def write_cris_shard(
@@ -245,6 +118,8 @@ def write_cris_shard(
     device: str = "auto",
 ) -> int:
     """Score one shard of CRIS masks on every video; return how many masks it scored."""
+    from videoconcepts.scoring import UnitJob  # the model code, only where models run
+
     job = UnitJob.load(units_path, masking, samples, device)
     units, clips, targets = job.units, job.clips, job.targets
     masks = sample_masks(cris.num_masks, units.n_units, cris.mask_ratio, cris.seed)

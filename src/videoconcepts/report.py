@@ -27,8 +27,8 @@ from scipy.ndimage import binary_erosion
 from tqdm import tqdm
 
 from videoconcepts.concepts import ConceptSupport, open_concepts
+from videoconcepts.decode import Clips
 from videoconcepts.features import open_features
-from videoconcepts.importance import Clips
 from videoconcepts.units import open_units
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]

@@ -20,7 +20,7 @@ from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
 from videoconcepts.checkpoints import IMAGENET_MEAN, IMAGENET_STD
 from videoconcepts.decode import DecodeSettings, decode_clip
-from videoconcepts.models import VideoMAEAdapter
+from videoconcepts.models.videomae import VideoMAEAdapter
 from videoconcepts.synthetic import EVENTS, generate_dataset
 
 LEARNING_RATE = 1e-3

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import transformers
 
 from videoconcepts.checkpoints import MissingCheckpointError, normalisation, resolve_checkpoint
+from videoconcepts.devices import pick_device
 from videoconcepts.families import FAMILIES, ModelSpec, resolve_family, resolve_model
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
 from videoconcepts.models.timesformer import TimesformerAdapter
@@ -38,12 +38,6 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {
     )
 }
 assert ADAPTERS.keys() == FAMILIES.keys()
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_adapter(spec: ModelSpec | dict[str, Any] | str, device: str = "auto") -> ModelAdapter:

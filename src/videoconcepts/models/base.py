@@ -69,12 +69,17 @@ class ModelAdapter(ABC):
     fused_qkv: bool = False
 
     def __init__(
-        self, model: nn.Module, mean: Sequence[float], std: Sequence[float], spec: ModelSpec
+        self,
+        model: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        spec: ModelSpec | None = None,
     ):
+        """``spec`` is None for a model built in memory (training, benchmarks)."""
         self.model = model.eval()
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
-        self.spec = spec
+        self.spec = spec or ModelSpec(checkpoint="(in memory)", family=self.family)
 
     # --- what a family declares -------------------------------------------------
     @property
