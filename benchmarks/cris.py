@@ -19,29 +19,25 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from videoconcepts.devices import pick_device
 from videoconcepts.importance import sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
-from videoconcepts.models.videomae import VideoMAEAdapter
+from videoconcepts.random_models import save_random
 from videoconcepts.scoring import MaskingSettings, MaskScorer
 
 
 def build_adapter(model: str, device: str) -> ModelAdapter:
     if model == "demo":
         return load_adapter("demo", device)
-    config = VideoMAEConfig(num_frames=16, image_size=224, num_labels=174)  # ViT-B defaults
-    torch.manual_seed(0)
-    network = VideoMAEForVideoClassification(config)
-    network.set_attn_implementation("sdpa")
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    return VideoMAEAdapter(network.to(pick_device(device)), mean, std)
+    with tempfile.TemporaryDirectory() as folder:  # a random VideoMAE-B, saved and loaded
+        return load_adapter(str(save_random("videomae", Path(folder), "base")), device)
 
 
 def box_units(adapter: ModelAdapter, per_head: int, seed: int) -> np.ndarray:

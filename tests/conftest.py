@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import save_tiny
 
 from videoconcepts.families import FAMILIES
+from videoconcepts.random_models import save_random
 from videoconcepts.synthetic import write_mp4
 
 
@@ -32,10 +32,10 @@ def video_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A random 2-layer VideoMAE classifier saved like a downloaded checkpoint."""
-    return save_tiny("videomae", tmp_path_factory.mktemp("tiny_videomae"))
+    return save_random("videomae", tmp_path_factory.mktemp("tiny_videomae"))
 
 
 @pytest.fixture(scope="session", params=sorted(FAMILIES))
 def family_checkpoint(request, tmp_path_factory) -> tuple[str, Path]:
     """(family, directory) of a tiny random saved checkpoint, for every family."""
-    return request.param, save_tiny(request.param, tmp_path_factory.mktemp(request.param))
+    return request.param, save_random(request.param, tmp_path_factory.mktemp(request.param))

@@ -11,12 +11,12 @@ import pytest
 import torch
 import transformers
 from test_workflow import run_snakemake, write_config
-from tiny_models import CLASSES, save_tiny
 
 from videoconcepts.families import FAMILIES, resolve_model
 from videoconcepts.features import open_features
 from videoconcepts.models import load_adapter
 from videoconcepts.models.masking import TokenMasker
+from videoconcepts.random_models import CLASSES, save_random
 from videoconcepts.synthetic import write_mp4
 
 
@@ -82,7 +82,7 @@ def test_patch_tokens_follow_the_token_grid(family_adapter):
 
 
 def test_timesformer_temporal_attention_and_residual_layout(tmp_path):
-    adapter = adapter_for(save_tiny("timesformer", tmp_path), attention="temporal")
+    adapter = adapter_for(save_random("timesformer", tmp_path), attention="temporal")
     # temporal attention sees each token before any mixing
     assert changed_positions(adapter, "keys") == {(2, 1, 2)}
     # the residual stream holds CLS then patches in (H', W', T) order; ours is T'H'W'
@@ -152,7 +152,7 @@ def test_zero_mode_zeroes_exactly_the_masked_tokens_and_heads(family_adapter):
 def test_remove_mode_stays_inside_each_frames_attention(family, tmp_path):
     """Per-frame attention: removing tokens of frame 1 changes that layer's output in
     frame 1 only (the key bias is laid out per frame sequence)."""
-    adapter = adapter_for(save_tiny(family, tmp_path))
+    adapter = adapter_for(save_random(family, tmp_path))
     frames = clips(adapter, 1)
     masks = torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=bool)
     per_frame = adapter.grid.height * adapter.grid.width
@@ -167,7 +167,7 @@ def test_remove_mode_stays_inside_each_frames_attention(family, tmp_path):
 
 
 def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
-    adapter = adapter_for(save_tiny("videomae_pretraining", tmp_path))
+    adapter = adapter_for(save_random("videomae_pretraining", tmp_path))
     frames = clips(adapter, 2)
     scores = adapter.logits(frames)[:, 0]
     assert scores.shape == (2,) and (scores < 0).all() and scores[0] != scores[1]
@@ -182,7 +182,7 @@ def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
 
 
 def test_family_problems_are_clear_errors(tmp_path):
-    videomae = save_tiny("videomae", tmp_path / "videomae")
+    videomae = save_random("videomae", tmp_path / "videomae")
     with pytest.raises(ValueError, match="model.family is 'vivit' but .* is a videomae model"):
         resolve_model({"checkpoint": str(videomae), "family": "vivit"})
     with pytest.raises(ValueError, match="model.attention only applies to timesformer"):
@@ -190,7 +190,7 @@ def test_family_problems_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="model.classes only applies to video-text"):
         resolve_model({"checkpoint": str(videomae), "classes": ["a"]})
     with pytest.raises(ValueError, match="model.classes is needed for xclip"):
-        resolve_model({"checkpoint": str(save_tiny("xclip", tmp_path / "xclip"))}, ["", ""])
+        resolve_model({"checkpoint": str(save_random("xclip", tmp_path / "xclip"))}, ["", ""])
     encoder = tmp_path / "vjepa2_encoder"
     vjepa2 = transformers.VJEPA2Config(
         crop_size=32, patch_size=8, frames_per_clip=4, hidden_size=32, num_hidden_layers=1
