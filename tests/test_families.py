@@ -3,6 +3,7 @@ the code a user runs: token layout, masking in both modes, outputs and the workf
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import numpy as np
@@ -10,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import transformers
-from test_workflow import run_snakemake, write_config
+import yaml
+from test_workflow import REPO, messages, planned, run_snakemake, write_config
 
 from videoconcepts.families import FAMILIES, resolve_model
 from videoconcepts.features import open_features
@@ -236,3 +238,60 @@ def test_family_runs_through_the_workflow(family_checkpoint, tmp_path):
     assert set(importance["layer"]) == {1}
     assert (importance["importance"].abs() <= 1 + 1e-9).all() or family == "videomae_pretraining"
     assert importance["stderr"].gt(0).any()  # the masks moved the family's metric
+
+
+EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_example_configs_plan_a_full_run(example, tmp_path, video_dir):
+    """Each example, with its hub checkpoint swapped for a tiny saved one of the same
+    family and the samples for a local sheet, validates and plans every stage."""
+    settings = yaml.safe_load(example.read_text())
+    family = settings["model"]["family"]
+    checkpoint = save_random(family, tmp_path / family)
+    labels = settings["model"].get("classes") or list(CLASSES)
+    rows = [f"{video_dir / 'wide.mp4'}\tv{i}\t{label}" for i, label in enumerate(labels[:2])]
+    (tmp_path / "samples.tsv").write_text("path\tid\tlabel\n" + "\n".join(rows) + "\n")
+    settings["samples"] = str(tmp_path / "samples.tsv")
+    settings["model"]["checkpoint"] = str(checkpoint)
+    settings.setdefault("features", {})["layers"] = [1]  # the tiny model has two
+    if settings.get("importance", {}).get("target") not in (None, "auto", "label"):
+        settings["importance"]["target"] = CLASSES[0]  # a class the tiny model has
+    write_config(tmp_path, **settings)
+    plan = planned(tmp_path)
+    assert {"features", "tubelets", "concepts", "cris", "report"} <= plan.keys()
+
+
+def test_a_hub_checkpoint_that_is_not_downloaded_says_how_to_get_it(tmp_path, video_dir):
+    (tmp_path / "samples.tsv").write_text(f"path\n{video_dir / 'wide.mp4'}\n")
+    write_config(
+        tmp_path,
+        samples=str(tmp_path / "samples.tsv"),
+        model={"checkpoint": "MCG-NJU/videomae-base-finetuned-ssv2"},
+    )
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    assert "hf download MCG-NJU/videomae-base-finetuned-ssv2" in messages(result)
+
+
+@pytest.mark.parametrize(
+    ("importance", "error"),
+    [
+        ({"target": "flying"}, r"importance.target \['flying'\] are not classes of the model"),
+        ({"metric": "similarity"}, "importance.metric 'similarity' does not apply to videomae"),
+    ],
+)
+def test_targets_and_metrics_the_model_cannot_score_stop_the_plan(
+    importance, error, tmp_path, tiny_checkpoint, video_dir
+):
+    (tmp_path / "samples.tsv").write_text(f"path\tlabel\n{video_dir / 'wide.mp4'}\tmoves_left\n")
+    write_config(
+        tmp_path,
+        samples=str(tmp_path / "samples.tsv"),
+        model={"checkpoint": str(tiny_checkpoint)},
+        importance=importance,
+    )
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    assert re.search(error, messages(result)), messages(result)[-2000:]

@@ -114,6 +114,17 @@ def resolve_family(checkpoint: str, family: str | None) -> Family:
     return detected
 
 
+def class_names(spec: ModelSpec) -> list[str]:
+    """Names of the classes a model scores: the checkpoint's ``id2label``, or
+    ``model.classes`` for video-text models; empty for models without classes."""
+    if spec.classes is not None:
+        return list(spec.classes)
+    if not FAMILIES[spec.family].has_classes:
+        return []
+    id2label = read_model_config(spec.checkpoint).get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
 def model_facts(checkpoint: str) -> dict[str, Any]:
     """Family, layer count, clip length and input side of a checkpoint."""
     family = detect_family(read_model_config(checkpoint))

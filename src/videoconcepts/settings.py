@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from videoconcepts.families import FAMILIES, model_facts, resolve_model
+from videoconcepts.families import FAMILIES, ModelSpec, class_names, model_facts, resolve_model
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -141,6 +141,25 @@ def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, 
         "target": target,
         **{key: importance[key] for key in ("mode", "head_kind")},
     }
+
+
+def check_targets(masking: dict[str, Any], labels: list[str]) -> None:
+    """Refuse, before any job runs, targets the model cannot score: a fixed target or a
+    sample-sheet label that is not one of its classes (names or indices)."""
+    if masking["target"] in ("none", "predicted"):
+        return
+    names = class_names(ModelSpec(**masking["model"]))
+    known = set(names) | {str(i) for i in range(len(names))}
+    fixed = masking["target"] not in ("auto", "label")
+    wanted = [str(masking["target"])] if fixed else sorted({label for label in labels if label})
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        source = "importance.target" if fixed else "sample sheet labels"
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ValueError(
+            f"{source} {unknown[:5]} are not classes of the model "
+            f"({masking['model']['checkpoint']}: {shown})"
+        )
 
 
 def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from videoconcepts.checkpoints import MissingCheckpointError, checkpoint_files
 from videoconcepts.samples import SampleSheetError, load_samples
 from videoconcepts.settings import (
     analysed_layers,
+    check_targets,
     resolve_concepts,
     resolve_cris,
     resolve_curves,
@@ -70,6 +71,7 @@ try:
     MODEL = resolve_model_section(config, list(SAMPLES["label"].fillna("").astype(str)))
     DECODE_SETTINGS = resolve_decode(config)
     MASKING_SETTINGS = resolve_masking(config, MODEL)
+    check_targets(MASKING_SETTINGS, [] if DEMO else list(SAMPLES["label"].fillna("")))
 except MissingCheckpointError as err:
     raise WorkflowError(f"model.checkpoint: {err}") from None
 except ValueError as err:
