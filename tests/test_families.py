@@ -14,6 +14,7 @@ import transformers
 import yaml
 from test_workflow import REPO, messages, planned, run_snakemake, write_config
 
+from videoconcepts.checkpoints import MissingCheckpointError
 from videoconcepts.families import FAMILIES, resolve_model
 from videoconcepts.features import open_features
 from videoconcepts.models import load_adapter
@@ -185,6 +186,15 @@ def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
 
 def test_family_problems_are_clear_errors(tmp_path):
     videomae = save_random("videomae", tmp_path / "videomae")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text((videomae / "config.json").read_text())
+    with pytest.raises(MissingCheckpointError, match="no weights found"):
+        resolve_model({"checkpoint": str(partial)})
+    xclip = save_random("xclip", tmp_path / "xclip")
+    (xclip / "tokenizer.json").unlink()
+    with pytest.raises(MissingCheckpointError, match="no tokenizer for the class names"):
+        resolve_model({"checkpoint": str(xclip), "classes": ["a"]})
     with pytest.raises(ValueError, match="model.family is 'vivit' but .* is a videomae model"):
         resolve_model({"checkpoint": str(videomae), "family": "vivit"})
     with pytest.raises(ValueError, match="model.attention only applies to timesformer"):
@@ -192,7 +202,7 @@ def test_family_problems_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="model.classes only applies to video-text"):
         resolve_model({"checkpoint": str(videomae), "classes": ["a"]})
     with pytest.raises(ValueError, match="model.classes is needed for xclip"):
-        resolve_model({"checkpoint": str(save_random("xclip", tmp_path / "xclip"))}, ["", ""])
+        resolve_model({"checkpoint": str(save_random("xclip", tmp_path / "xclip2"))}, ["", ""])
     encoder = tmp_path / "vjepa2_encoder"
     vjepa2 = transformers.VJEPA2Config(
         crop_size=32, patch_size=8, frames_per_clip=4, hidden_size=32, num_hidden_layers=1

@@ -56,6 +56,24 @@ def read_model_config(spec: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER = ("tokenizer.json", "vocab.json")
+
+
+def require_files(spec: str, what: str, names: tuple[str, ...]) -> None:
+    """Raise unless the checkpoint has one of ``names`` offline (``what`` names them)."""
+    if not any(_checkpoint_file(spec, name) for name in names):
+        raise MissingCheckpointError(
+            f"checkpoint {spec!r}: no {what} found ({' or '.join(names)}); the download or "
+            "save is incomplete: fetch it again with `hf download` or `save_pretrained`"
+        )
+
+
 def normalisation(spec: str) -> tuple[list[float], list[float]]:
     """Pixel mean and std from the checkpoint's image or video processor config
     (ImageNet's if it has neither)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from videoconcepts.checkpoints import read_model_config
+from videoconcepts.checkpoints import TOKENIZER, WEIGHTS, read_model_config, require_files
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,9 @@ def resolve_model(model: dict[str, Any], labels: list[str] | None = None) -> Mod
     """
     checkpoint = model["checkpoint"]
     family = resolve_family(checkpoint, model.get("family"))
+    require_files(checkpoint, "weights", WEIGHTS)
+    if family.name == "xclip":
+        require_files(checkpoint, "tokenizer for the class names", TOKENIZER)
     attention, classes = model.get("attention"), model.get("classes")
     ratio = model.get("reconstruction_mask_ratio")
     if family.attention:
