@@ -305,3 +305,21 @@ def test_targets_and_metrics_the_model_cannot_score_stop_the_plan(
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0
     assert re.search(error, messages(result)), messages(result)[-2000:]
+
+
+def test_flops_follow_each_familys_attention_pattern(tmp_path):
+    """Per-head multiply-adds: projections over the clip's tokens plus the (query, key)
+    products of the attention actually run (divided, per frame or over visible tokens)."""
+    dh, d = 8, 32
+    expected = {
+        # family: (tokens through the projections, (query, key) pairs per head)
+        "videomae": (32, 32**2),
+        "timesformer": (64 + 4, 4 * 17**2),  # spatial: 4 frames of CLS + 16 patches
+        "xclip": (64 + 4, 4 * 18**2),  # per frame: CLS, 16 patches, message token
+        "videomae_pretraining": (4, 4**2),  # 2 of 16 columns visible, in 2 tubelet frames
+    }
+    for family, (n, pairs) in expected.items():
+        adapter = adapter_for(save_random(family, tmp_path / family))
+        flops = adapter.layer_flops()
+        assert flops["attention_head"] == 4 * n * d * dh + 2 * pairs * dh
+        assert flops["mlp"] == 2 * n * d * 64

@@ -163,9 +163,13 @@ class ModelAdapter(ABC):
         does not go through Hugging Face's attention interface implement it."""
         raise NotImplementedError(f"{self.family} masks through the attention interface")
 
+    def tokens_per_clip(self) -> int:
+        """Tokens each layer's projections and MLP process for one clip."""
+        return self.grid.size + self.num_special_tokens
+
     def attention_pairs(self) -> int:
         """(query, key) pairs one head scores per clip (the quadratic part of its cost)."""
-        return (self.grid.size + self.num_special_tokens) ** 2
+        return self.tokens_per_clip() ** 2
 
     @property
     def has_classes(self) -> bool:
@@ -196,7 +200,7 @@ class ModelAdapter(ABC):
         A head costs its slice of the q/k/v and output projections plus its two
         (query x key) products; pruning a head removes exactly that.
         """
-        n = self.grid.size + self.num_special_tokens
+        n = self.tokens_per_clip()
         d, dh = self.hidden_size, self.head_dim
         return {
             "attention_head": 4 * n * d * dh + 2 * self.attention_pairs() * dh,

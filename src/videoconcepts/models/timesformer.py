@@ -76,6 +76,9 @@ class TimesformerAdapter(ModelAdapter):
             return F.pad(frames, (1, 0), value=False)
         return per_frame.permute(0, 3, 1, 2).reshape(-1, heads, g.frames)
 
+    def tokens_per_clip(self) -> int:
+        return self.grid.size + self.grid.frames  # CLS is copied into every frame
+
     def attention_pairs(self) -> int:
         g = self.grid
         columns = g.height * g.width

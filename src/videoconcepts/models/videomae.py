@@ -76,8 +76,8 @@ class VideoMAEPretrainingAdapter(VideoMAEAdapter):
     def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return mask[..., self.visible]
 
-    def attention_pairs(self) -> int:
-        return len(self.visible) ** 2
+    def tokens_per_clip(self) -> int:
+        return len(self.visible)
 
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """Negative mean squared reconstruction error of each clip's hidden patches."""
