@@ -12,18 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 import zarr
 from tqdm import tqdm
 
-from videoconcepts.cnmf import ConvexNMF, assign, choose_n_concepts
-from videoconcepts.devices import pick_device
 from videoconcepts.stores import atomic_store, open_store, write_array
 from videoconcepts.tubelets import open_tubelets, tubelet_table
+
+if TYPE_CHECKING:  # readers of concept stores need neither torch nor scikit-learn
+    import torch
+
+    from videoconcepts.cnmf import ConvexNMF
 
 KIND = "concepts"
 ASSIGNMENT_COLUMNS = ("shard", "row", "video", "head", "label", "concept")
@@ -57,6 +59,8 @@ def fit_head(
     X: np.ndarray, settings: ConceptSettings, device: torch.device
 ) -> tuple[ConvexNMF, dict[int, float]]:
     """Choose the number of concepts, then fit Convex NMF on one head's descriptors."""
+    from videoconcepts.cnmf import ConvexNMF, choose_n_concepts
+
     k, scores = choose_n_concepts(X, settings.max_concepts, settings.selection, settings.seed)
     model = ConvexNMF(k, settings.max_iter, settings.tol, settings.seed, device)
     return model.fit(X), scores
@@ -69,6 +73,9 @@ def write_concept_store(
     device: str = "auto",
 ) -> int:
     """Cluster every head of one layer into concepts; return the total number of concepts."""
+    from videoconcepts.cnmf import assign
+    from videoconcepts.devices import pick_device
+
     stores = [Path(p) for p in tubelet_stores]
     table, descriptors, video_ids = _gather(stores)
     first = open_tubelets(stores[0]).attrs
