@@ -323,3 +323,26 @@ def test_flops_follow_each_familys_attention_pattern(tmp_path):
         flops = adapter.layer_flops()
         assert flops["attention_head"] == 4 * n * d * dh + 2 * pairs * dh
         assert flops["mlp"] == 2 * n * d * 64
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_bf16_autocast_path_masks_like_fp32(family_adapter, mode, monkeypatch):
+    """The CUDA path (bf16 autocast) exercised on the CPU's bf16 autocast: hooks, the
+    key bias and the outputs cope with bf16 projections; results stay near fp32's."""
+    _, adapter = family_adapter
+    frames = clips(adapter)
+    masks = torch.zeros(2, adapter.num_layers, adapter.num_heads, adapter.grid.size, dtype=bool)
+    masks[:, :, :2] = True  # two whole heads: dead in `remove` mode
+
+    def masked() -> torch.Tensor:
+        with TokenMasker(adapter, range(adapter.num_layers), mode) as masker:
+            masker.set(masks)
+            return adapter.logits(frames)
+
+    fp32 = masked()
+    monkeypatch.setattr(adapter, "autocast", lambda: torch.autocast("cpu", torch.bfloat16))
+    bf16 = masked()
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    scale = fp32.abs().max().clamp(min=1)
+    assert (bf16 - fp32).abs().max() / scale < 0.1
+    assert adapter.capture(frames).heads["keys"].dtype == torch.float32

@@ -100,8 +100,10 @@ class TimesformerAdapter(ModelAdapter):
             b, s, width = hidden_states.shape
             qkv = module.qkv(hidden_states).view(b, s, 3, module.num_heads, -1)
             query, key, value = qkv.permute(2, 0, 3, 1, 4)
+            # under autocast the projections run in bf16 while the input stays fp32
+            attn_mask = key_bias.to(query.dtype)
             out = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=key_bias, scale=module.scale
+                query, key, value, attn_mask=attn_mask, scale=module.scale
             )
             out = out.masked_fill(dead[..., None, None], 0.0)
             return (out.transpose(1, 2).reshape(b, s, width),)
