@@ -1,7 +1,10 @@
+import glob
+
 import pytest
 
 from videoconcepts.settings import (
     analysed_layers,
+    job_gpus,
     resolve_decode,
     resolve_proposals,
     settings_hash,
@@ -77,3 +80,17 @@ def test_layers_default_to_all_and_are_checked_against_the_model():
     config["features"]["layers"] = [2, 4]
     with pytest.raises(ValueError, match=r"features.layers \[4\] out of range"):
         analysed_layers(config)
+
+
+def test_jobs_ask_for_a_gpu_only_where_their_device_will_use_one(monkeypatch):
+    assert job_gpus("cpu") == 0
+    assert job_gpus("cuda") == job_gpus("cuda:1") == 1
+    nodes: list[str] = []
+    monkeypatch.setattr(glob, "glob", lambda pattern: nodes)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert job_gpus("auto") == 0  # no GPU here: auto runs on the CPU
+    nodes.append("/dev/nvidia0")
+    assert job_gpus("auto") == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hidden from torch, so from us too
+    assert job_gpus("auto") == 0
+    assert job_gpus("cpu") == 0

@@ -8,8 +8,10 @@ Snakefile imports this at parse time.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import os
 from dataclasses import asdict
 from typing import Any
 
@@ -20,6 +22,23 @@ def settings_hash(settings: dict[str, Any]) -> str:
     """Eight hex digits naming a resolved settings dict (key order does not matter)."""
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def job_gpus(device: str) -> int:
+    """GPUs a job running on ``device`` asks the scheduler for (its ``gpu`` resource).
+
+    ``cuda`` and ``cuda:N`` ask for one, ``cpu`` for none. ``auto`` asks for one when
+    the machine parsing the workflow shows an NVIDIA GPU (a ``/dev/nvidia<N>`` node that
+    ``CUDA_VISIBLE_DEVICES`` does not hide), judged without torch because this runs at
+    parse time. On a cluster that machine is the submit host, so ``auto`` on a login
+    node without a GPU asks for none and the job runs on whatever node it gets.
+    """
+    if device == "cpu":
+        return 0
+    if device.startswith("cuda"):
+        return 1
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    return int(not hidden and bool(glob.glob("/dev/nvidia[0-9]*")))
 
 
 def resolve_model_section(config: dict[str, Any], labels: list[str] | None = None) -> dict:
