@@ -12,6 +12,7 @@ from videoconcepts.samples import SampleSheetError, load_samples
 from videoconcepts.settings import (
     analysed_layers,
     check_targets,
+    job_gpus,
     resolve_concepts,
     resolve_cris,
     resolve_curves,

@@ -19,6 +19,8 @@ rule concepts:
         ENV
     resources:
         mem_mb=4000,
+        runtime=120,
+        gpu=job_gpus(config["concepts"]["device"]),
         device=config["concepts"]["device"],
     params:
         settings=json.dumps(CONCEPT_SETTINGS),
@@ -47,6 +49,9 @@ rule validate_concepts:
         benchmark_path("validation", Path(validation_dir()).name)
     conda:
         ENV
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         decode_dir=lambda wc, input: Path(input.decoded[0]).parent,
         concepts=lambda wc, input: [f"slic={p}" for p in input.slic]

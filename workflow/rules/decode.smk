@@ -12,6 +12,7 @@ rule decode:
         ENV
     resources:
         mem_mb=1000,
+        runtime=10,
     params:
         settings=json.dumps(DECODE_SETTINGS),
         on_bad_video=config["decode"]["on_bad_video"],
@@ -32,5 +33,8 @@ rule skipped_videos:
         benchmark_path("decode", f"{DECODE_HASH}/skipped")
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
     shell:
         "videoconcepts skipped --out {output:q} {input:q} > {log:q} 2>&1"

@@ -14,6 +14,9 @@ rule demo_data:
         benchmark_path("demo", "demo_data")
     conda:
         ENV
+    resources:
+        mem_mb=2000,
+        runtime=15,
     params:
         out=lambda wildcards, output: Path(output.samples).parent,
         videos_per_event=config["demo"]["videos_per_event"],
@@ -34,7 +37,12 @@ rule train_demo_model:
         benchmark_path("demo", "train_demo_model")
     conda:
         ENV
-    threads: workflow.cores
+    # not workflow.cores: a cluster run without --cores has none and fails to parse;
+    # locally Snakemake scales this down to --cores
+    threads: 8
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         out=lambda wildcards, output: Path(output.weights).parent,
     shell:

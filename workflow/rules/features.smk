@@ -16,6 +16,8 @@ rule features:
     # them reruns nothing, and cluster profiles can override them with set-resources.
     resources:
         mem_mb=4000,
+        runtime=120,
+        gpu=job_gpus(config["features"]["device"]),
         batch_size=config["features"]["batch_size"],
         device=config["features"]["device"],
     params:

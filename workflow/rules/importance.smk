@@ -2,6 +2,7 @@
 # not results, so changing them reruns nothing (except the shard layout, see cris_shard).
 IMPORTANCE_RESOURCES = dict(
     mem_mb=4000,
+    gpu=job_gpus(config["importance"]["device"]),
     masks_per_batch=config["importance"]["masks_per_batch"],
     device=config["importance"]["device"],
 )
@@ -21,6 +22,7 @@ rule units:
         ENV
     resources:
         mem_mb=2000,
+        runtime=30,
     shell:
         "videoconcepts units --out {output:q} {input:q} > {log:q} 2>&1"
 
@@ -48,6 +50,7 @@ rule cris:
     threads: 2
     resources:
         **IMPORTANCE_RESOURCES,
+        runtime=240,
     params:
         masking=json.dumps(MASKING_SETTINGS),
         settings=json.dumps(CRIS_SETTINGS),
@@ -80,6 +83,9 @@ rule cris_gather:
         benchmark_path("importance", importance_name(f"{cris_dir()}/gather"))
     conda:
         ENV
+    resources:
+        mem_mb=2000,
+        runtime=15,
     params:
         settings=json.dumps(CRIS_SETTINGS),
     shell:
@@ -111,6 +117,7 @@ rule occlusion:
     threads: 2
     resources:
         **IMPORTANCE_RESOURCES,
+        runtime=120,
     params:
         masking=json.dumps(MASKING_SETTINGS),
         samples=samples_arg,
@@ -146,6 +153,7 @@ rule attribution_curves:
     threads: 2
     resources:
         **IMPORTANCE_RESOURCES,
+        runtime=120,
     params:
         masking=json.dumps(MASKING_SETTINGS),
         settings=json.dumps(CURVES_SETTINGS),
@@ -181,6 +189,7 @@ rule head_importance:
     threads: 2
     resources:
         **IMPORTANCE_RESOURCES,
+        runtime=240,
     params:
         masking=json.dumps(MASKING_SETTINGS),
         settings=json.dumps(HEADS_SETTINGS),

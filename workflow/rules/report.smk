@@ -28,6 +28,9 @@ rule report:
         benchmark_path("report", Path(report_dir()).parent.name)
     conda:
         ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         settings=json.dumps(REPORT_SETTINGS),
         run_settings=json.dumps(run_settings()),

@@ -16,6 +16,7 @@ rule tubelets:
         ENV
     resources:
         mem_mb=2000,
+        runtime=60,
     params:
         settings=lambda wc: json.dumps(PROPOSALS[wc.proposals]),
         layer=lambda wc: int(wc.layer),
