@@ -1,4 +1,5 @@
-"""Shared fixtures: small real H.264 videos and tiny saved checkpoints of every family."""
+"""Shared fixtures: small real H.264 videos, tiny saved checkpoints of every family, one
+tiny demo run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_snakemake, write_config
 
 from videoconcepts.families import FAMILIES
 from videoconcepts.random_models import save_random
@@ -39,3 +41,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def family_checkpoint(request, tmp_path_factory) -> tuple[str, Path]:
     """(family, directory) of a tiny random saved checkpoint, for every family."""
     return request.param, save_random(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The tiny demo config run locally to the end (shared: the SLURM test compares to it)."""
+    workdir = tmp_path_factory.mktemp("run")
+    write_config(workdir)
+    run_snakemake(workdir)
+    return workdir

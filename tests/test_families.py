@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers
 import yaml
-from test_workflow import REPO, messages, planned, run_snakemake, write_config
+from helpers import REPO, messages, planned, run_snakemake, write_config
 
 from videoconcepts.checkpoints import MissingCheckpointError
 from videoconcepts.families import FAMILIES, resolve_model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,69 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from helpers import REPO, messages, planned, run_snakemake, write_config
 
 from videoconcepts.features import open_features
 from videoconcepts.stores import open_store
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-def messages(result: subprocess.CompletedProcess) -> str:
-    return result.stdout + result.stderr
-
-
-def write_config(workdir: Path, **overrides) -> dict:
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["demo"]["videos_per_event"] = 1
-    config["features"]["videos_per_job"] = 4
-    config["features"]["layers"] = [1, 3]
-    config["concepts"]["max_iter"] = 500
-    config["importance"].update(num_masks=16, masks_per_batch=4)
-    config["curves"].update(steps=4, random_orders=1)
-    config["heads"].update(num_masks=8, pruning_steps=4)
-    for section, values in overrides.items():
-        if isinstance(values, dict):
-            config[section].update(values)
-        else:
-            config[section] = values
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return config
-
-
-def planned(workdir: Path, *targets: str) -> dict[str, int]:
-    """Rule name -> number of jobs a dry run would execute."""
-    out = run_snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", out, re.MULTILINE)}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("run")
-    write_config(workdir)
-    run_snakemake(workdir)
-    return workdir
 
 
 def test_fresh_plan_runs_every_stage(tmp_path):
@@ -233,6 +173,30 @@ def test_default_profile_is_picked_up(finished_run, tmp_path):
     target = str(store.relative_to(finished_run))
     out = run_snakemake(tmp_path, target, "-n").stdout
     assert "videoconcepts decode --video" in out
+
+
+MODEL_RULES = {"features", "concepts", "cris", "occlusion", "attribution_curves", "head_importance"}
+
+
+def planned_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) of every job a dry run prints."""
+    out = run_snakemake(workdir, "-n", *args).stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
+    return [(rule, dict(item.split("=", 1) for item in res.split(", "))) for rule, res in jobs]
+
+
+def test_plan_on_the_slurm_profile_sizes_every_job_and_gives_model_jobs_a_gpu(tmp_path):
+    """Every job states memory and time for the cluster; model jobs ask for a GPU exactly
+    when their device is CUDA, no job does on the CPU."""
+    slurm = ("--workflow-profile", str(REPO / "profiles" / "slurm"))
+    for device, gpus in (("cuda", 1), ("cpu", 0)):
+        stages = ("features", "concepts", "importance")
+        write_config(tmp_path, **{stage: {"device": device} for stage in stages})
+        jobs = [(rule, res) for rule, res in planned_resources(tmp_path, *slurm) if rule != "all"]
+        assert {rule for rule, _ in jobs} >= MODEL_RULES | {"decode", "report"}
+        for rule, resources in jobs:
+            assert int(resources["mem_mb"]) >= 1000 and int(resources["runtime"]) >= 5, rule
+            assert int(resources.get("gpu", 0)) == (gpus if rule in MODEL_RULES else 0), rule
 
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):
