@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,24 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_videomae")
     VideoMAEForVideoClassification(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def mount_tmpfs() -> Iterator[Callable[[Path, str], None]]:
+    """Mount a small tmpfs (``options`` as for mount -o) at a folder; unmounted afterwards.
+
+    Root ignores permission bits, so a read-only or full file system is the honest test."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, options: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        mounted.append(folder)
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
