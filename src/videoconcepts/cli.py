@@ -79,7 +79,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _units(args: argparse.Namespace) -> None:
-    from videoconcepts.units import write_unit_store
+    from videoconcepts.concept_units import write_unit_store
 
     count = write_unit_store(args.concepts, args.out)
     print(f"{count} concept units in {args.out}", file=sys.stderr)

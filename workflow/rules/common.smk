@@ -23,6 +23,7 @@ from videoconcepts.settings import (
     settings_hash,
     shards,
 )
+from videoconcepts.sources import stage_sources
 from videoconcepts.synthetic import dataset_ids
 
 min_version("9.0")
@@ -111,6 +112,12 @@ wildcard_constraints:
     layer="[0-9]{2}",
     cris_shard="[0-9]{3}",
     proposals="|".join(PROPOSALS),
+
+
+def code(module: str) -> list[str]:
+    """Package files the rule's `videoconcepts` command runs (``module`` and all it
+    imports), as inputs: editing one reruns the rule and everything downstream."""
+    return stage_sources(module)
 
 
 def log_path(stage: str, name: str) -> str:
