@@ -1,4 +1,5 @@
-"""Shared fixtures: small real H.264 videos and a tiny saved VideoMAE checkpoint."""
+"""Shared fixtures: small real H.264 videos, a tiny saved VideoMAE checkpoint and one
+finished tiny workflow run (run once per session; tests that change it copy it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+from workflow_helpers import run_snakemake, write_config
 
 from videoconcepts.synthetic import write_mp4
 
@@ -52,6 +54,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_videomae")
     VideoMAEForVideoClassification(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The tiny config run end to end; treat as read-only (copy it with ``copy_run``)."""
+    workdir = tmp_path_factory.mktemp("run")
+    write_config(workdir)
+    run_snakemake(workdir)
+    return workdir
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""The workflow through the Snakemake CLI: dry-run plans (reruns) and a real tiny run."""
+"""The workflow through the Snakemake CLI: a real tiny run, its outputs and plans.
+
+Reruns after changed settings or edited modules: test_reruns.py.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,69 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from workflow_helpers import REPO, messages, planned, run_snakemake, write_config
 
 from videoconcepts.features import open_features
 from videoconcepts.stores import open_store
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-def messages(result: subprocess.CompletedProcess) -> str:
-    return result.stdout + result.stderr
-
-
-def write_config(workdir: Path, **overrides) -> dict:
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["demo"]["videos_per_event"] = 1
-    config["features"]["videos_per_job"] = 4
-    config["features"]["layers"] = [1, 3]
-    config["concepts"]["max_iter"] = 500
-    config["importance"].update(num_masks=16, masks_per_batch=4)
-    config["curves"].update(steps=4, random_orders=1)
-    config["heads"].update(num_masks=8, pruning_steps=4)
-    for section, values in overrides.items():
-        if isinstance(values, dict):
-            config[section].update(values)
-        else:
-            config[section] = values
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return config
-
-
-def planned(workdir: Path, *targets: str) -> dict[str, int]:
-    """Rule name -> number of jobs a dry run would execute."""
-    out = run_snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", out, re.MULTILINE)}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("run")
-    write_config(workdir)
-    run_snakemake(workdir)
-    return workdir
 
 
 def test_fresh_plan_runs_every_stage(tmp_path):
@@ -165,55 +107,6 @@ def test_run_produces_importance_curves_and_head_pruning(finished_run):
 
 def test_nothing_to_do_after_a_run(finished_run):
     assert planned(finished_run) == {}
-
-
-def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_path):
-    shutil.copytree(finished_run / "results", tmp_path / "results")
-    shutil.copytree(finished_run / ".snakemake", tmp_path / ".snakemake")
-    write_config(tmp_path, decode={"clip_start": "start"})
-    importance = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
-    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1, **importance, "report": 1}
-    plan = planned(tmp_path)
-    assert plan == {
-        "all": 1,
-        "decode": 6,
-        "features": 2,
-        "skipped_videos": 1,
-        "head_importance": 1,
-        **later,
-        "total": 31,
-    }
-    write_config(tmp_path, features={"heads": ["keys", "values"]})
-    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 23}
-    write_config(tmp_path, concepts={"selection": "silhouette"})
-    assert planned(tmp_path) == {
-        "all": 1,
-        "concepts": 4,
-        "validate_concepts": 1,
-        **importance,
-        "report": 1,
-        "total": 13,
-    }
-    write_config(tmp_path, tubelets={"n_segments": 8})  # SLIC only: the baseline stays
-    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1, **importance, "report": 1}
-    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 15}
-    # importance settings rerun only what depends on them
-    write_config(tmp_path, curves={"steps": 5})
-    assert planned(tmp_path) == {"all": 1, "attribution_curves": 1, "report": 1, "total": 3}
-    write_config(tmp_path, heads={"held_out": 0.5})
-    assert planned(tmp_path) == {"all": 1, "head_importance": 1, "report": 1, "total": 3}
-    write_config(tmp_path, importance={"num_masks": 24})
-    cris_only = {"cris": 2, "cris_gather": 1, "attribution_curves": 1, "report": 1}
-    assert planned(tmp_path) == {"all": 1, **cris_only, "total": 6}
-    write_config(tmp_path, importance={"metric": "logit"})  # every masked job
-    masked = {**cris_only, "occlusion": 1, "head_importance": 1}
-    assert planned(tmp_path) == {"all": 1, **masked, "total": 8}
-    # the report's own settings rerun the report alone
-    write_config(tmp_path, report={"top_concepts": 5})
-    assert planned(tmp_path) == {"all": 1, "report": 1, "total": 2}
-    # settings that do not change results do not rerun anything
-    write_config(tmp_path, features={"batch_size": 3})
-    assert planned(tmp_path) == {}
 
 
 def test_single_stage_can_be_targeted(finished_run, tmp_path):

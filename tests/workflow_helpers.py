@@ -1,0 +1,139 @@
+"""Running the workflow from tests: the tiny config, Snakemake runs and dry-run plans."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None) -> list[str]:
+    return [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(configfile or workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+
+
+def snakemake_env() -> dict[str, str]:
+    """The environment of a run: this interpreter's `videoconcepts` first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, configfile: Path | None = None
+) -> subprocess.CompletedProcess:
+    cmd = snakemake_command(workdir, *args, configfile=configfile)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(), cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def messages(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+def tiny_config(**overrides) -> dict:
+    """The default config shrunk for tests (6 videos, 2 layers, few masks), then overrides:
+    ``section={key: value}`` updates a section, ``section=value`` replaces it."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["demo"]["videos_per_event"] = 1
+    config["features"]["videos_per_job"] = 4
+    config["features"]["layers"] = [1, 3]
+    config["concepts"]["max_iter"] = 500
+    config["importance"].update(num_masks=16, masks_per_batch=4)
+    config["curves"].update(steps=4, random_orders=1)
+    config["heads"].update(num_masks=8, pruning_steps=4)
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    return config
+
+
+def write_config(workdir: Path, name: str = "config.yaml", **overrides) -> dict:
+    config = tiny_config(**overrides)
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return config
+
+
+@dataclass
+class Job:
+    rule: str
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class Plan:
+    """The jobs a dry run would execute."""
+
+    job_list: list[Job]
+
+    @property
+    def jobs(self) -> dict[str, int]:
+        """Rule -> number of jobs, plus ``total``; {} when there is nothing to do."""
+        counts = Counter(job.rule for job in self.job_list)
+        return {**counts, "total": len(self.job_list)} if counts else {}
+
+    @property
+    def outputs(self) -> list[str]:
+        return [path for job in self.job_list for path in job.outputs]
+
+
+def dry_run(workdir: Path, *args: str, configfile: Path | None = None) -> Plan:
+    """Parse ``snakemake -n``: one block per job (``rule x:``, ``input:``, ``output:``)."""
+    out = run_snakemake(workdir, *args, "-n", configfile=configfile).stdout
+    jobs: list[Job] = []
+    for line in out.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):$", line):
+            jobs.append(Job(match[1], [], []))
+        elif match := re.match(r"^    (input|output): (.*)$", line):
+            getattr(jobs[-1], f"{match[1]}s").extend(match[2].split(", "))
+    return Plan(jobs)
+
+
+def planned(workdir: Path, *targets: str, configfile: Path | None = None) -> dict[str, int]:
+    """Rule name -> number of jobs a dry run would execute (and ``total``)."""
+    return dry_run(workdir, *targets, configfile=configfile).jobs
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    """A copy of a finished run (results and Snakemake's metadata, with their mtimes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("results", ".snakemake", "config.yaml"):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name, symlinks=True)
+        else:
+            shutil.copy2(source / name, dest / name)
+    return dest
+
+
+def file_states(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every result file, except logs and benchmark records."""
+    states = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if path.is_file() and rel.parts[0] not in ("logs", "benchmarks"):
+            stat = path.stat()
+            states[str(rel)] = (stat.st_size, stat.st_mtime_ns)
+    return states
