@@ -114,13 +114,14 @@ def _seal(attrs: dict[str, Any], arrays: dict[str, Any]) -> dict[str, dict[str, 
 
 def _write_error(err: OSError, path: Path) -> StoreWriteError | None:
     """A clear error for a file system that refuses ``path``; None for other OS errors."""
-    written = err.filename is None or Path(err.filename).is_relative_to(path.parent)
-    if err.errno not in _WRITE_ERRNOS or not written:
+    folder = Path(os.path.abspath(path.parent))
+    ours = err.filename is None or Path(os.path.abspath(err.filename)).is_relative_to(folder)
+    if err.errno not in _WRITE_ERRNOS or not ours:
         return None
     where = f" ({err.filename})" if err.filename else ""
     return StoreWriteError(
         f"{path}: cannot write: {err.strerror or err}{where}; nothing was written "
-        f"(free space on / make writable {path.parent}, then rerun)"
+        f"(free space or make {path.parent} writable, then rerun)"
     )
 
 
