@@ -1,8 +1,11 @@
-"""Shared fixtures: small real H.264 videos, tiny saved checkpoints of every family, one
-tiny demo run."""
+"""Shared fixtures: small real H.264 videos, tiny saved checkpoints of every family,
+one finished tiny workflow run (run once per session; tests that change it copy it) and
+small tmpfs mounts."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +48,30 @@ def family_checkpoint(request, tmp_path_factory) -> tuple[str, Path]:
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
-    """The tiny demo config run locally to the end (shared: the SLURM test compares to it)."""
+    """The tiny config run locally to the end; treat as read-only (copy it with
+    ``copy_run``). The SLURM test compares its results to this run's."""
     workdir = tmp_path_factory.mktemp("run")
     write_config(workdir)
     run_snakemake(workdir)
     return workdir
+
+
+@pytest.fixture
+def mount_tmpfs() -> Iterator[Callable[[Path, str], None]]:
+    """Mount a small tmpfs (``options`` as for mount -o) at a folder; unmounted afterwards.
+
+    Root ignores permission bits, so a read-only or full file system is the honest test."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, options: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        mounted.append(folder)
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -1,11 +1,15 @@
-"""Helpers shared by the workflow tests: run the Snakemake CLI on a tiny demo config."""
+"""Running the workflow from tests: the tiny config, Snakemake runs, dry-run plans and
+copies of finished runs."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -14,35 +18,44 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run_snakemake(
-    workdir: Path,
-    *args: str,
-    check: bool = True,
-    cores: int | None = 2,
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-) -> subprocess.CompletedProcess:
-    """Snakemake on the repository's Snakefile in ``workdir`` with its ``config.yaml``.
-
-    ``cores=None`` leaves out ``--cores`` (a cluster run). ``env`` adds variables to this
-    process's environment (its PATH replaces ours); the venv's bin directory is put first
-    on PATH so jobs find the ``videoconcepts`` command.
-    """
-    cmd = [
+def snakemake_command(
+    workdir: Path, *args: str, configfile: Path | None = None, cores: int | None = 2
+) -> list[str]:
+    """``cores=None`` leaves out ``--cores`` (a cluster run)."""
+    return [
         *SNAKEMAKE,
         "-s",
         str(REPO / "Snakefile"),
         "-d",
         str(workdir),
         "--configfile",
-        str(workdir / "config.yaml"),
+        str(configfile or workdir / "config.yaml"),
         *(["--cores", str(cores)] if cores else []),
         *args,
     ]
-    full_env = {**os.environ, **(env or {})}
-    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env['PATH']}"
+
+
+def snakemake_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a run: ours plus ``env``, this interpreter's `videoconcepts`
+    first on PATH."""
+    full = {**os.environ, **(env or {})}
+    full["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full['PATH']}"
+    return full
+
+
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    configfile: Path | None = None,
+    cores: int | None = 2,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Snakemake on the repository's Snakefile in ``workdir`` with its ``config.yaml``."""
+    cmd = snakemake_command(workdir, *args, configfile=configfile, cores=cores)
     result = subprocess.run(
-        cmd, capture_output=True, text=True, env=full_env, cwd=workdir, timeout=timeout
+        cmd, capture_output=True, text=True, env=snakemake_env(env), cwd=workdir, timeout=timeout
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -53,8 +66,9 @@ def messages(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
-def write_config(workdir: Path, **overrides) -> dict:
-    """The default config shrunk to a run of a few minutes (6 demo videos, 2 layers)."""
+def tiny_config(**overrides) -> dict:
+    """The default config shrunk for tests (6 videos, 2 layers, few masks), then overrides:
+    ``section={key: value}`` updates a section, ``section=value`` replaces it."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["demo"]["videos_per_event"] = 1
     config["features"]["videos_per_job"] = 4
@@ -68,8 +82,49 @@ def write_config(workdir: Path, **overrides) -> dict:
             config[section].update(values)
         else:
             config[section] = values
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return config
+
+
+def write_config(workdir: Path, name: str = "config.yaml", **overrides) -> dict:
+    config = tiny_config(**overrides)
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return config
+
+
+@dataclass
+class Job:
+    rule: str
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class Plan:
+    """The jobs a dry run would execute."""
+
+    job_list: list[Job]
+
+    @property
+    def jobs(self) -> dict[str, int]:
+        """Rule -> number of jobs, plus ``total``; {} when there is nothing to do."""
+        counts = Counter(job.rule for job in self.job_list)
+        return {**counts, "total": len(self.job_list)} if counts else {}
+
+    @property
+    def outputs(self) -> list[str]:
+        return [path for job in self.job_list for path in job.outputs]
+
+
+def dry_run(workdir: Path, *args: str, configfile: Path | None = None) -> Plan:
+    """Parse ``snakemake -n``: one block per job (``rule x:``, ``input:``, ``output:``)."""
+    out = run_snakemake(workdir, *args, "-n", configfile=configfile).stdout
+    jobs: list[Job] = []
+    for line in out.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):$", line):
+            jobs.append(Job(match[1], [], []))
+        elif match := re.match(r"^    (input|output): (.*)$", line):
+            getattr(jobs[-1], f"{match[1]}s").extend(match[2].split(", "))
+    return Plan(jobs)
 
 
 def job_stats(output: str) -> dict[str, int]:
@@ -79,6 +134,28 @@ def job_stats(output: str) -> dict[str, int]:
     return {rule: int(count) for rule, count in (row.split() for row in rows)}
 
 
-def planned(workdir: Path, *targets: str) -> dict[str, int]:
-    """Rule name -> number of jobs a dry run would execute."""
-    return job_stats(run_snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout)
+def planned(workdir: Path, *targets: str, configfile: Path | None = None) -> dict[str, int]:
+    """Rule name -> number of jobs a dry run would execute (and ``total``)."""
+    return dry_run(workdir, *targets, configfile=configfile).jobs
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    """A copy of a finished run (results and Snakemake's metadata, with their mtimes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("results", ".snakemake", "config.yaml"):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name, symlinks=True)
+        else:
+            shutil.copy2(source / name, dest / name)
+    return dest
+
+
+def file_states(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every result file, except logs and benchmark records."""
+    states = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if path.is_file() and rel.parts[0] not in ("logs", "benchmarks"):
+            stat = path.stat()
+            states[str(rel)] = (stat.st_size, stat.st_mtime_ns)
+    return states

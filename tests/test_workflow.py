@@ -1,4 +1,7 @@
-"""The workflow through the Snakemake CLI: dry-run plans (reruns) and a real tiny run."""
+"""The workflow through the Snakemake CLI: a real tiny run, its outputs and plans.
+
+Reruns after changed settings or edited modules: test_reruns.py.
+"""
 
 from __future__ import annotations
 
@@ -105,55 +108,6 @@ def test_run_produces_importance_curves_and_head_pruning(finished_run):
 
 def test_nothing_to_do_after_a_run(finished_run):
     assert planned(finished_run) == {}
-
-
-def test_decode_change_reruns_decode_and_later_never_earlier(finished_run, tmp_path):
-    shutil.copytree(finished_run / "results", tmp_path / "results")
-    shutil.copytree(finished_run / ".snakemake", tmp_path / ".snakemake")
-    write_config(tmp_path, decode={"clip_start": "start"})
-    importance = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
-    later = {"tubelets": 8, "concepts": 4, "validate_concepts": 1, **importance, "report": 1}
-    plan = planned(tmp_path)
-    assert plan == {
-        "all": 1,
-        "decode": 6,
-        "features": 2,
-        "skipped_videos": 1,
-        "head_importance": 1,
-        **later,
-        "total": 31,
-    }
-    write_config(tmp_path, features={"heads": ["keys", "values"]})
-    assert planned(tmp_path) == {"all": 1, "features": 2, **later, "total": 23}
-    write_config(tmp_path, concepts={"selection": "silhouette"})
-    assert planned(tmp_path) == {
-        "all": 1,
-        "concepts": 4,
-        "validate_concepts": 1,
-        **importance,
-        "report": 1,
-        "total": 13,
-    }
-    write_config(tmp_path, tubelets={"n_segments": 8})  # SLIC only: the baseline stays
-    slic_only = {"tubelets": 4, "concepts": 2, "validate_concepts": 1, **importance, "report": 1}
-    assert planned(tmp_path) == {"all": 1, **slic_only, "total": 15}
-    # importance settings rerun only what depends on them
-    write_config(tmp_path, curves={"steps": 5})
-    assert planned(tmp_path) == {"all": 1, "attribution_curves": 1, "report": 1, "total": 3}
-    write_config(tmp_path, heads={"held_out": 0.5})
-    assert planned(tmp_path) == {"all": 1, "head_importance": 1, "report": 1, "total": 3}
-    write_config(tmp_path, importance={"num_masks": 24})
-    cris_only = {"cris": 2, "cris_gather": 1, "attribution_curves": 1, "report": 1}
-    assert planned(tmp_path) == {"all": 1, **cris_only, "total": 6}
-    write_config(tmp_path, importance={"metric": "logit"})  # every masked job
-    masked = {**cris_only, "occlusion": 1, "head_importance": 1}
-    assert planned(tmp_path) == {"all": 1, **masked, "total": 8}
-    # the report's own settings rerun the report alone
-    write_config(tmp_path, report={"top_concepts": 5})
-    assert planned(tmp_path) == {"all": 1, "report": 1, "total": 2}
-    # settings that do not change results do not rerun anything
-    write_config(tmp_path, features={"batch_size": 3})
-    assert planned(tmp_path) == {}
 
 
 def test_single_stage_can_be_targeted(finished_run, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from videoconcepts.stores import write_table
+from videoconcepts.stores import StoreError, write_table
 
 
 def _decode(args: argparse.Namespace) -> None:
@@ -79,7 +79,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _units(args: argparse.Namespace) -> None:
-    from videoconcepts.units import write_unit_store
+    from videoconcepts.concept_units import write_unit_store
 
     count = write_unit_store(args.concepts, args.out)
     print(f"{count} concept units in {args.out}", file=sys.stderr)
@@ -323,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except StoreError as err:  # the message names the file and the problem
+        sys.exit(f"videoconcepts {args.command}: error: {err}")
 
 
 if __name__ == "__main__":

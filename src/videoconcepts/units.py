@@ -1,18 +1,18 @@
-"""Units stage: every concept of every analysed layer and head as one maskable unit.
+"""Units stores: maskable units and the unit id of every token, per video.
 
 Importance masks *units*. A concept unit is (layer, head, concept); its support in a
-video is a set of patch tokens. Tubelet label volumes live on the upsampled grid the
-proposals ran on, so each token takes the concept that covers most of its voxels
-(voxels outside any kept tubelet count as "no concept"). Every (video, layer, head)
-thus partitions its tokens among that head's concepts, and masking a set of units is
-one gather: ``unit_mask[unit_tokens]``.
+video is a set of patch tokens (built by :mod:`videoconcepts.concept_units`). Every
+(video, layer, head) partitions its tokens among that head's units, and masking a set of
+units is one gather: ``unit_mask[unit_tokens]``. Whole heads are units too (head
+importance): :func:`head_unit_tokens`.
 
-Whole heads are units too (head importance): :func:`head_unit_tokens`.
+This module does not import the concept modules: the importance and head stages read
+units through it, and the workflow reruns a stage when a module it imports changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import zarr
-from tqdm import tqdm
 
-from videoconcepts.concepts import ConceptSupport, open_concepts
-from videoconcepts.features import open_features
 from videoconcepts.stores import atomic_store, create_array, open_store, write_array
-from videoconcepts.tubelets import open_tubelets
 
 KIND = "units"
 UNIT_COLUMNS = ("unit", "layer", "head", "concept")
@@ -45,15 +41,6 @@ def plurality_tokens(voxel_units: np.ndarray, grid: Sequence[int], n_units: int)
         token * (n_units + 1) + blocks.ravel() + 1, minlength=t * h * w * (n_units + 1)
     )
     return (counts.reshape(t * h * w, n_units + 1).argmax(1) - 1).reshape(t, h, w)
-
-
-def _video_sources(concepts: zarr.Group) -> list[str]:
-    """Decode store of every video of a concept store, in its global video order."""
-    sources = []
-    for path in concepts.attrs["tubelet_stores"]:
-        features = open_features(open_tubelets(path).attrs["feature_store"]).attrs
-        sources.extend(features["decode_stores"])
-    return sources
 
 
 def write_units(
@@ -96,58 +83,6 @@ def write_units(
         write_array(store, "units", table.to_numpy(np.int32))
         write_array(store, "presence", presence)
         write_array(store, "token_counts", token_counts)
-
-
-def _concept_blocks(
-    groups: Sequence[zarr.Group], grid: Sequence[int], first_unit: pd.Series
-) -> Iterator[np.ndarray]:
-    """Per video: the (layers, heads, T', H', W') unit of every token of every head."""
-    layers = [int(g.attrs["layer"]) for g in groups]
-    supports = [ConceptSupport(group) for group in groups]
-    n_heads = len(supports[0].n_concepts)
-    for video in tqdm(range(len(groups[0].attrs["video_ids"])), desc="units", unit="video"):
-        block = np.full((len(layers), n_heads, *grid), -1, np.int32)
-        for li, (layer, support) in enumerate(zip(layers, supports, strict=True)):
-            for head in range(n_heads):
-                local = support.voxel_concepts(head, video)
-                per_token = plurality_tokens(local, grid, int(support.n_concepts[head]))
-                offset = int(first_unit[(layer, head)])
-                block[li, head] = np.where(per_token >= 0, per_token + offset, -1)
-        yield block
-
-
-def write_unit_store(concept_stores: Sequence[str | Path], out: str | Path) -> int:
-    """Token masks of every concept of the given layers (one store per layer); return #units."""
-    groups = sorted((open_concepts(p) for p in concept_stores), key=lambda g: g.attrs["layer"])
-    video_ids = list(groups[0].attrs["video_ids"])
-    for group in groups:
-        if list(group.attrs["video_ids"]) != video_ids:
-            raise ValueError(f"{group.store}: videos differ from the other layers' concept stores")
-    tubelets = open_tubelets(groups[0].attrs["tubelet_stores"][0])
-    grid = list(open_features(tubelets.attrs["feature_store"]).attrs["grid"])
-    layers = [int(g.attrs["layer"]) for g in groups]
-    table = pd.DataFrame(
-        [
-            (layer, head, concept)
-            for layer, group in zip(layers, groups, strict=True)
-            for head, k in enumerate(group["n_concepts"][...])
-            for concept in range(int(k))
-        ],
-        columns=list(UNIT_COLUMNS[1:]),
-    )
-    first_unit = table.reset_index().groupby(["layer", "head"])["index"].min()
-    write_units(
-        out,
-        _concept_blocks(groups, grid, first_unit),
-        table,
-        video_ids,
-        _video_sources(groups[0]),
-        layers,
-        grid=grid,
-        concept_stores=[str(p) for p in concept_stores],
-        token_rule="each token takes the concept covering most of its voxels",
-    )
-    return len(table)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from videoconcepts.settings import (
     settings_hash,
     shards,
 )
+from videoconcepts.sources import stage_sources
 from videoconcepts.synthetic import dataset_ids
 
 min_version("9.0")
@@ -122,6 +123,12 @@ wildcard_constraints:
     proposals="|".join(PROPOSALS),
 
 
+def code(module: str) -> list[str]:
+    """Package files the rule's `videoconcepts` command runs (``module`` and all it
+    imports), as inputs: editing one reruns the rule and everything downstream."""
+    return stage_sources(module)
+
+
 def log_path(stage: str, name: str) -> str:
     return f"{RESULTS}/logs/{stage}/{name}.log"
 
@@ -194,15 +201,17 @@ def units_store() -> str:
 
 
 def cris_dir() -> str:
-    return f"{importance_dir()}/cris-{MASKING_HASH}-{CRIS_HASH}"
+    """CRIS shards, gathered tables and curves. Shard contents depend on the shard count
+    and the masks per batch, so both name the folder. The gathered tables do not, but
+    kept in it, switching the layout back finds them instead of rerunning the gather,
+    the curves and the report (as with features.videos_per_job)."""
+    imp = config["importance"]
+    cris = f"{importance_dir()}/cris-{MASKING_HASH}-{CRIS_HASH}"
+    return f"{cris}/shards-{imp['shards']}x{imp['masks_per_batch']}"
 
 
 def cris_shard(shard: str) -> str:
-    # Shard contents depend on the shard count and batch size, so both name the folder;
-    # the gathered result does not.
-    imp = config["importance"]
-    folder = f"{cris_dir()}/shards-{imp['shards']}x{imp['masks_per_batch']}"
-    return f"{folder}/shard-{shard}.zarr"
+    return f"{cris_dir()}/shard-{shard}.zarr"
 
 
 def cris_shards() -> list[str]:
@@ -233,17 +242,23 @@ def importance_outputs() -> list[str]:
 
 def run_settings() -> dict:
     """Every stage's resolved settings, shown in the report and naming its folder."""
-    return {
+    settings = {
         "decode": DECODE_SETTINGS,
         "features": FEATURE_SETTINGS,
         "tubelets": PROPOSALS_BY_METHOD[config["tubelets"]["method"]],
         "concepts": CONCEPT_SETTINGS,
         "masking": MASKING_SETTINGS,
-        "cris": CRIS_SETTINGS,
+        "cris": {
+            **CRIS_SETTINGS,
+            **{k: config["importance"][k] for k in ("shards", "masks_per_batch")},
+        },
         "curves": CURVES_SETTINGS,
         "heads": HEADS_SETTINGS,
         "report": REPORT_SETTINGS,
     }
+    if DEMO:  # the report shows the validation, which compares both tubelet methods
+        settings["validation"] = PROPOSALS_BY_METHOD
+    return settings
 
 
 def report_dir() -> str:
@@ -252,9 +267,8 @@ def report_dir() -> str:
 
 def run_benchmarks() -> list[str]:
     """Benchmark files of this configuration's jobs (globs), for the report's times."""
-    imp = config["importance"]
+    cris = importance_name(cris_dir())
     importance = f"importance/{Path(importance_dir()).name}"
-    cris = f"{importance}/{Path(cris_dir()).name}"
     patterns = [
         f"decode/{DECODE_HASH}/*.tsv",
         f"features/{FEATURES_TAG}/*.tsv",
@@ -262,9 +276,9 @@ def run_benchmarks() -> list[str]:
         *[f"concepts/{FEATURES_TAG}-{p}-{CONCEPTS_HASH}/*.tsv" for p in PROPOSALS],
         f"{importance}/units.tsv",
         f"{importance}/occlusion-{MASKING_HASH}.tsv",
-        f"{cris}/shards-{imp['shards']}x{imp['masks_per_batch']}/*.tsv",
-        f"{cris}/gather.tsv",
-        f"{cris}/{Path(curves_dir()).name}.tsv",
+        f"importance/{cris}/shard-*.tsv",
+        f"importance/{cris}/gather.tsv",
+        f"importance/{cris}/{Path(curves_dir()).name}.tsv",
         f"heads/{Path(heads_dir()).name}.tsv",
     ]
     if DEMO:

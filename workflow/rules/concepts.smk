@@ -1,10 +1,11 @@
 rule concepts:
     """Convex NMF concepts per head of one layer, across the tubelets of every video."""
     input:
-        lambda wc: [
+        tubelets=lambda wc: [
             tubelet_store(wc.proposals, wc.layer, f"{i:03d}")
             for i in range(len(SHARDS))
         ],
+        code=code("concepts"),
     output:
         directory(concept_store("{proposals}", "{layer}")),
     log:
@@ -26,7 +27,7 @@ rule concepts:
         settings=json.dumps(CONCEPT_SETTINGS),
     shell:
         "videoconcepts concepts --out {output:q} --settings {params.settings:q}"
-        " --device {resources.device} {input:q} > {log:q} 2>&1"
+        " --device {resources.device} {input.tubelets:q} > {log:q} 2>&1"
 
 
 rule validate_concepts:
@@ -36,6 +37,7 @@ rule validate_concepts:
         random_crops=concept_stores("random_crops"),
         decoded=[decode_store(video) for video in SAMPLES.index],
         ground_truth=f"{DEMO_DIR}/ground_truth.zarr",
+        code=code("validation"),
     output:
         best=report(
             f"{validation_dir()}/concept_validation.tsv",

@@ -2,6 +2,7 @@ rule decode:
     """Sample, resize and crop one video's clip into a uint8 frame store (or a skip record)."""
     input:
         video=lambda wc: SAMPLES.loc[wc.video, "path"],
+        code=code("decode"),
     output:
         directory(decode_store("{video}")),
     log:
@@ -24,7 +25,8 @@ rule decode:
 rule skipped_videos:
     """Table of videos the decode stage skipped, with reasons (empty when none)."""
     input:
-        [decode_store(video) for video in SAMPLES.index],
+        stores=[decode_store(video) for video in SAMPLES.index],
+        code=code("decode"),
     output:
         skipped_table(),
     log:
@@ -37,4 +39,4 @@ rule skipped_videos:
         mem_mb=1000,
         runtime=5,
     shell:
-        "videoconcepts skipped --out {output:q} {input:q} > {log:q} 2>&1"
+        "videoconcepts skipped --out {output:q} {input.stores:q} > {log:q} 2>&1"

@@ -1,5 +1,7 @@
 rule demo_data:
     """Synthetic event videos (H.264) and their ground-truth masks, from a seed."""
+    input:
+        code=code("synthetic"),
     output:
         videos=expand(
             "{dir}/videos/{video}.mp4",
@@ -28,6 +30,8 @@ rule demo_data:
 
 rule train_demo_model:
     """Retrain the shipped demo model from its seed (not part of the default run)."""
+    input:
+        code=code("demo.train"),
     output:
         weights=f"{RESULTS}/demo_model/model.safetensors",
         report=f"{RESULTS}/demo_model/training.json",

@@ -3,6 +3,7 @@ rule features:
     input:
         decoded=shard_decode_stores,
         checkpoint=CHECKPOINT_FILES,
+        code=code("features"),
     output:
         directory(f"{FEATURES_DIR}/shard-{{shard}}.zarr"),
     log:

@@ -11,7 +11,8 @@ IMPORTANCE_RESOURCES = dict(
 rule units:
     """Every concept of every analysed layer and head as a maskable unit (token masks)."""
     input:
-        concept_stores(),
+        concepts=concept_stores(),
+        code=code("concept_units"),
     output:
         directory(units_store()),
     log:
@@ -24,7 +25,7 @@ rule units:
         mem_mb=2000,
         runtime=30,
     shell:
-        "videoconcepts units --out {output:q} {input:q} > {log:q} 2>&1"
+        "videoconcepts units --out {output:q} {input.concepts:q} > {log:q} 2>&1"
 
 
 rule cris:
@@ -33,6 +34,7 @@ rule cris:
         units=units_store(),
         checkpoint=CHECKPOINT_FILES,
         samples=LABELS,
+        code=code("importance"),
     output:
         directory(cris_shard("{cris_shard}")),
     log:
@@ -70,6 +72,7 @@ rule cris_gather:
     input:
         units=units_store(),
         shards=cris_shards(),
+        code=code("importance"),
     output:
         importance=report(
             f"{cris_dir()}/concept_importance.tsv",
@@ -100,6 +103,7 @@ rule occlusion:
         units=units_store(),
         checkpoint=CHECKPOINT_FILES,
         samples=LABELS,
+        code=code("attribution"),
     output:
         occlusion_table(),
     log:
@@ -136,6 +140,7 @@ rule attribution_curves:
         occlusion=occlusion_table(),
         checkpoint=CHECKPOINT_FILES,
         samples=LABELS,
+        code=code("attribution"),
     output:
         curves=f"{curves_dir()}/attribution_curves.tsv",
         fidelity=report(
@@ -173,6 +178,7 @@ rule head_importance:
         decoded=[decode_store(video) for video in SAMPLES.index],
         checkpoint=CHECKPOINT_FILES,
         samples=LABELS,
+        code=code("heads"),
     output:
         importance=f"{heads_dir()}/head_importance.tsv",
         pruning=report(

@@ -15,6 +15,7 @@ rule report:
         pruning=f"{heads_dir()}/pruning_curve.tsv",
         skipped=skipped_table(),
         validation=validation_tables()[:1] if DEMO else [],
+        code=code("report"),
     output:
         report(
             directory(report_dir()),

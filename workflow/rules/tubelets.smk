@@ -1,7 +1,8 @@
 rule tubelets:
     """Tubelet proposals (SLIC or random crops) for one layer of one feature shard."""
     input:
-        f"{FEATURES_DIR}/shard-{{shard}}.zarr",
+        features=f"{FEATURES_DIR}/shard-{{shard}}.zarr",
+        code=code("tubelets"),
     output:
         directory(tubelet_store("{proposals}", "{layer}", "{shard}")),
     log:
@@ -21,5 +22,5 @@ rule tubelets:
         settings=lambda wc: json.dumps(PROPOSALS[wc.proposals]),
         layer=lambda wc: int(wc.layer),
     shell:
-        "videoconcepts tubelets --features {input:q} --layer {params.layer} --out {output:q}"
+        "videoconcepts tubelets --features {input.features:q} --layer {params.layer} --out {output:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"

@@ -1,0 +1,142 @@
+"""Incremental reruns, checked with dry runs against the finished tiny run.
+
+A changed setting, or an edited module, must rerun its stage and everything downstream,
+nothing upstream, and write new paths (so the earlier outputs stay and switching back
+plans nothing).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from helpers import Plan, dry_run, write_config
+
+from videoconcepts.sources import ROOT
+
+IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
+CONCEPTS_ON = {"concepts": 4, "validate_concepts": 1, **IMPORTANCE, "report": 1, "all": 1}
+TUBELETS_ON = {"tubelets": 8, **CONCEPTS_ON}
+FEATURES_ON = {"features": 2, **TUBELETS_ON}
+DECODE_ON = {"decode": 6, "skipped_videos": 1, "head_importance": 1, **FEATURES_ON}
+CRIS_ON = {"cris": 2, "cris_gather": 1, "attribution_curves": 1, "report": 1, "all": 1}
+
+# One setting per stage -> the jobs it must plan (counts per rule), nothing else.
+SETTING_CHANGES = {
+    "decode": ({"decode": {"clip_start": "start"}}, DECODE_ON),
+    "features": ({"features": {"heads": ["keys", "values"]}}, FEATURES_ON),
+    "features_shards": ({"features": {"videos_per_job": 3}}, FEATURES_ON),
+    # tuning SLIC leaves the random-crop baseline's tubelets and concepts valid
+    "tubelets_slic": (
+        {"tubelets": {"n_segments": 8}},
+        {**TUBELETS_ON, "tubelets": 4, "concepts": 2},
+    ),
+    # the baseline feeds the demo's validation (and the report showing it) only
+    "tubelets_random_crops": (
+        {"tubelets": {"n_crops": 8}},
+        {"tubelets": 4, "concepts": 2, "validate_concepts": 1, "report": 1, "all": 1},
+    ),
+    # switching methods reuses the concepts the validation already computed
+    "tubelets_method": (
+        {"tubelets": {"method": "random_crops"}},
+        {**IMPORTANCE, "report": 1, "all": 1},
+    ),
+    "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
+    "cris": ({"importance": {"num_masks": 24}}, CRIS_ON),
+    "cris_shards": ({"importance": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
+    "masking": (  # every job that masks the model
+        {"importance": {"metric": "logit"}},
+        {**CRIS_ON, "occlusion": 1, "head_importance": 1},
+    ),
+    "curves": ({"curves": {"steps": 5}}, {"attribution_curves": 1, "report": 1, "all": 1}),
+    "heads": ({"heads": {"held_out": 0.5}}, {"head_importance": 1, "report": 1, "all": 1}),
+    "report": ({"report": {"top_concepts": 5}}, {"report": 1, "all": 1}),
+    # runtime options do not change results: nothing reruns
+    "runtime_options": (
+        {"features": {"batch_size": 3}, "importance": {"device": "cpu"}},
+        {},
+    ),
+}
+
+
+def _with_total(jobs: dict[str, int]) -> dict[str, int]:
+    return {**jobs, "total": sum(jobs.values())} if jobs else {}
+
+
+@pytest.fixture(scope="module")
+def setting_plans(finished_run, tmp_path_factory) -> dict[str, Plan]:
+    """Dry-run plans of every changed setting, two Snakemake processes at a time."""
+    configs = tmp_path_factory.mktemp("configs")
+    for name, (overrides, _) in SETTING_CHANGES.items():
+        write_config(configs, f"{name}.yaml", **overrides)
+    with ThreadPoolExecutor(2) as pool:
+        plans = pool.map(
+            lambda name: dry_run(finished_run, configfile=configs / f"{name}.yaml"),
+            SETTING_CHANGES,
+        )
+        return dict(zip(SETTING_CHANGES, plans, strict=True))
+
+
+@pytest.mark.parametrize("case", SETTING_CHANGES)
+def test_changed_setting_reruns_its_stage_and_downstream_into_new_paths(
+    case, setting_plans, finished_run
+):
+    plan = setting_plans[case]
+    assert plan.jobs == _with_total(SETTING_CHANGES[case][1])
+    # New paths only: the earlier setting's outputs stay, so switching back plans nothing
+    # (the finished run itself plans nothing: test_nothing_to_do_after_a_run).
+    overwritten = [p for p in plan.outputs if (finished_run / p).exists()]
+    assert overwritten == []
+
+
+# Edited module -> the jobs it must plan.
+MODULE_EDITS = {
+    "features.py": FEATURES_ON,
+    "proposals.py": TUBELETS_ON,  # a helper of the tubelets stage, both methods use it
+    "cnmf.py": CONCEPTS_ON,
+    # the units store module is read by every masking job, heads included
+    "units.py": {**IMPORTANCE, "head_importance": 1, "report": 1, "all": 1},
+    "heads.py": {"head_importance": 1, "report": 1, "all": 1},
+}
+
+
+@pytest.mark.parametrize("module", MODULE_EDITS)
+def test_edited_module_reruns_its_stage_and_downstream_only(module, finished_run):
+    """An edit (content and mtime change; Snakemake ignores a bare mtime bump when the
+    checksum it recorded still matches) plans exactly its stage and what follows."""
+    path = ROOT / module
+    source, before = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(source + b"\n# edited by test_reruns.py, restored right after\n")
+        plan = dry_run(finished_run)
+    finally:
+        path.write_bytes(source)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert plan.jobs == _with_total(MODULE_EDITS[module])
+
+
+def test_every_rule_depends_on_the_modules_it_runs(finished_run):
+    """Each job lists its stage module (and the store module) among its inputs."""
+    stage_module = {
+        "demo_data": "synthetic.py",
+        "decode": "decode.py",
+        "skipped_videos": "decode.py",
+        "features": "features.py",
+        "tubelets": "tubelets.py",
+        "concepts": "concepts.py",
+        "validate_concepts": "validation.py",
+        "units": "concept_units.py",
+        "cris": "importance.py",
+        "cris_gather": "importance.py",
+        "occlusion": "attribution.py",
+        "attribution_curves": "attribution.py",
+        "head_importance": "heads.py",
+        "report": "report.py",
+    }
+    plan = dry_run(finished_run, "--forceall")
+    assert set(plan.jobs) - {"all", "total"} == set(stage_module)
+    for job in plan.job_list:
+        if job.rule != "all":
+            expected = {str(ROOT / stage_module[job.rule]), str(ROOT / "stores.py")}
+            assert expected <= set(job.inputs), job.rule
