@@ -71,18 +71,16 @@ def test_run_produces_complete_stores(finished_run):
 
 
 def test_run_produces_importance_curves_and_head_pruning(finished_run):
-    cris = next((finished_run / "results/importance").glob("*/cris-*/concept_importance.tsv"))
+    importance = finished_run / "results/importance"
+    cris = next(importance.glob("*/cris-*/shards-2x4/concept_importance.tsv"))
     table = pd.read_csv(cris, sep="\t")
     assert set(table["layer"]) == {1, 3} and sorted(table["rank"]) == list(range(1, len(table) + 1))
     assert table["unit"].is_unique and table["stderr"].ge(0).all()
-    units = open_store(next((finished_run / "results/importance").glob("*/units.zarr")), "units")
+    units = open_store(next(importance.glob("*/units.zarr")), "units")
     assert units["presence"].shape == (6, len(table))
     stability = pd.read_csv(cris.with_name("stability.tsv"), sep="\t")
     assert stability["n_masks"].iloc[-1] == 16
-    occlusion = pd.read_csv(
-        next((finished_run / "results/importance").glob("*/occlusion-*/concept_importance.tsv")),
-        sep="\t",
-    )
+    occlusion = pd.read_csv(next(importance.glob("*/occlusion-*/concept_importance.tsv")), sep="\t")
     assert sorted(occlusion["unit"]) == sorted(table["unit"])
     fidelity = pd.read_csv(next(cris.parent.glob("curves-*/fidelity.tsv")), sep="\t")
     assert set(zip(fidelity["method"], fidelity["order"], strict=True)) == {
@@ -183,7 +181,8 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
     write_config(
         tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64, "on_bad_video": "skip"}
     )
-    result = run_snakemake(tmp_path, check=False)
+    # up to the features, the first stage that reads the skip records
+    result = run_snakemake(tmp_path, "--until", "features", check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     skipped = next((tmp_path / "results/decode").glob("*/skipped.tsv")).read_text()
     assert "broken\t" in skipped and "not a readable video" in skipped
