@@ -181,8 +181,8 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
     write_config(
         tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64, "on_bad_video": "skip"}
     )
-    # up to the features, the first stage that reads the skip records
-    result = run_snakemake(tmp_path, "--until", "features", check=False)
+    # up to the skip table and the features, the first stage that reads the skip records
+    result = run_snakemake(tmp_path, "--until", "features", "skipped_videos", check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     skipped = next((tmp_path / "results/decode").glob("*/skipped.tsv")).read_text()
     assert "broken\t" in skipped and "not a readable video" in skipped
