@@ -127,8 +127,9 @@ def class_names(spec: ModelSpec) -> list[str]:
 
 def model_facts(checkpoint: str) -> dict[str, Any]:
     """Family, layer count, clip length and input side of a checkpoint."""
-    family = detect_family(read_model_config(checkpoint))
-    vision = family.vision_config(read_model_config(checkpoint))
+    config = read_model_config(checkpoint)
+    family = detect_family(config)
+    vision = family.vision_config(config)
     return {
         "family": family.name,
         "num_layers": int(vision["num_hidden_layers"]),

@@ -44,14 +44,14 @@ def probability(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @register_metric("logit")
-def logit(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return logits.float().gather(-1, target[:, None])[:, 0]
+def target_column(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The target's column of the outputs: its logit for classifiers, and for video-text
+    models (registered again as ``similarity``) the cosine similarity between the video
+    and the target's text."""
+    return outputs.float().gather(-1, target[:, None])[:, 0]
 
 
-@register_metric("similarity")
-def similarity(similarities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Video-text models: cosine similarity between the video and the target's text."""
-    return similarities.float().gather(-1, target[:, None])[:, 0]
+register_metric("similarity")(target_column)
 
 
 @register_metric("reconstruction")

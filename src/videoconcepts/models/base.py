@@ -118,22 +118,31 @@ class ModelAdapter(ABC):
     def num_special_tokens(self) -> int:
         """Tokens before the patch tokens (CLS and the like) in every layer's sequence."""
 
-    @abstractmethod
-    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
-        """The module whose output holds all heads' ``kind`` for ``layer`` as (B, N, heads*dim)."""
+    # Where a family keeps its modules: the encoder's layer list, the attention inside a
+    # layer and each projection inside the attention (dotted submodule paths), and the
+    # keyword its forward takes the clips by.
+    layers_path: str
+    attention_path: str
+    projection_paths: dict[HeadKind, str]
+    input_name: str = "pixel_values"
 
-    @abstractmethod
-    def attention(self, layer: int) -> nn.Module:
-        """The module Hugging Face's attention function receives as ``module`` in ``layer``."""
-
-    @abstractmethod
     def block(self, layer: int) -> nn.Module:
         """The transformer block whose output is the residual stream after ``layer``."""
+        return self.model.get_submodule(self.layers_path)[layer]
 
-    @abstractmethod
+    def attention(self, layer: int) -> nn.Module:
+        """The module Hugging Face's attention function receives as ``module`` in ``layer``."""
+        return self.block(layer).get_submodule(self.attention_path)
+
+    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
+        """The module whose output holds all heads' ``kind`` for ``layer`` as (B, N, heads*dim)."""
+        return self.attention(layer).get_submodule(self.projection_paths[kind])
+
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """What the metrics score, (B, len(class_names)), from preprocessed clips
-        (B, T, 3, H, W): class logits, text similarities or reconstruction scores."""
+        (B, T, 3, H, W): class logits here; families scoring text similarities or
+        reconstruction override it."""
+        return self.model(**{self.input_name: pixels}).logits
 
     def feature_forward(self, pixels: torch.Tensor) -> torch.Tensor | None:
         """The forward pass features are captured in; ``None`` when it does not give
@@ -146,10 +155,14 @@ class ModelAdapter(ABC):
         ``kind`` is a head kind (the output of :meth:`projection`) or ``"residual"``
         (the output of :meth:`block`).
         """
-        if self.fused_qkv and kind != "residual":
-            raw = raw.unflatten(-1, (3, -1))[..., HEAD_KINDS.index(kind), :]
         start = self.num_special_tokens
-        return raw[:, start : start + self.grid.size]
+        return self.projection_part(raw, kind)[:, start : start + self.grid.size]
+
+    def projection_part(self, raw: torch.Tensor, kind: str) -> torch.Tensor:
+        """``kind``'s slice of a fused q/k/v projection's output (anything else as is)."""
+        if self.fused_qkv and kind != "residual":
+            return raw.unflatten(-1, (3, -1))[..., HEAD_KINDS.index(kind), :]
+        return raw
 
     def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, heads, N) patch mask to (B', heads, S): the key sequence of the masked

@@ -70,8 +70,7 @@ class TokenMasker:
         self.mode = mode
         self.head_kind = head_kind
         self._masks: list[torch.Tensor | None] = [None] * len(self.layers)
-        self._handles: list = []
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] = []  # removes hooks, restores forwards
         self._previous_attention: str | None = None
 
     # --- per-batch state ----------------------------------------------------------
@@ -120,7 +119,7 @@ class TokenMasker:
         if self.mode == "zero":
             for i, layer in enumerate(self.layers):
                 module = self.adapter.projection(layer, self.head_kind)
-                self._handles.append(module.register_forward_hook(self._zero_hook(i)))
+                self._undo.append(module.register_forward_hook(self._zero_hook(i)).remove)
         elif self.adapter.attention_interface:
             model = self.adapter.model
             self._previous_attention = model.config._attn_implementation
@@ -140,9 +139,6 @@ class TokenMasker:
         return bias
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
         for undo in self._undo:
             undo()
         self._undo.clear()

@@ -14,13 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoconcepts.models.base import HeadKind, KeyBias, ModelAdapter, TokenGrid
+from videoconcepts.models.base import KeyBias, ModelAdapter, TokenGrid
 
 
 class TimesformerAdapter(ModelAdapter):
     family = "timesformer"
     attention_interface = False
     fused_qkv = True
+    layers_path = "timesformer.encoder.layer"
+    projection_paths = {"keys": "qkv", "queries": "qkv", "values": "qkv"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -40,28 +42,16 @@ class TimesformerAdapter(ModelAdapter):
     def num_special_tokens(self) -> int:
         return 1
 
-    def _layer(self, layer: int) -> nn.Module:
-        return self.model.timesformer.encoder.layer[layer]
-
     def attention(self, layer: int) -> nn.Module:
-        block = self._layer(layer)
+        block = self.block(layer)
         return (block.attention if self.spatial else block.temporal_attention).attention
-
-    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
-        return self.attention(layer).qkv
-
-    def block(self, layer: int) -> nn.Module:
-        return self._layer(layer)
-
-    def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixels).logits
 
     def patch_tokens(self, raw: torch.Tensor, kind: str, batch: int) -> torch.Tensor:
         g = self.grid
         columns = g.height * g.width
         if kind == "residual":  # (B, 1 + H'W'T, D), patches in (H', W', T) order
             return raw[:, 1:].unflatten(1, (columns, g.frames)).transpose(1, 2).flatten(1, 2)
-        part = raw.unflatten(-1, (3, -1))[..., ("keys", "queries", "values").index(kind), :]
+        part = self.projection_part(raw, kind)
         if self.spatial:  # (B*T, 1 + H'W', width)
             return part[:, 1:].reshape(batch, g.size, -1)
         # temporal: (B*H'W', T, width)

@@ -4,16 +4,16 @@ self-supervised model pre-trained by masked reconstruction."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from videoconcepts.checkpoints import IMAGENET_MEAN, IMAGENET_STD
-from videoconcepts.models.base import HeadKind, ModelAdapter, TokenGrid
-
-_PROJECTION = {"keys": "key", "queries": "query", "values": "value"}
+from videoconcepts.models.base import ModelAdapter, TokenGrid
 
 
 class VideoMAEAdapter(ModelAdapter):
     family = "videomae"
+    layers_path = "videomae.encoder.layer"
+    attention_path = "attention.attention"
+    projection_paths = {"keys": "key", "queries": "query", "values": "value"}
 
     @property
     def grid(self) -> TokenGrid:
@@ -24,21 +24,6 @@ class VideoMAEAdapter(ModelAdapter):
     @property
     def num_special_tokens(self) -> int:
         return 0
-
-    def _layer(self, layer: int) -> nn.Module:
-        return self.model.videomae.encoder.layer[layer]
-
-    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
-        return getattr(self._layer(layer).attention.attention, _PROJECTION[kind])
-
-    def attention(self, layer: int) -> nn.Module:
-        return self._layer(layer).attention.attention
-
-    def block(self, layer: int) -> nn.Module:
-        return self._layer(layer)
-
-    def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixels).logits
 
 
 class VideoMAEPretrainingAdapter(VideoMAEAdapter):

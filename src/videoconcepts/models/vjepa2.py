@@ -9,16 +9,15 @@ own masking. Plain encoder checkpoints (``VJEPA2Model``) are refused at parse ti
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from videoconcepts.models.base import HeadKind, ModelAdapter, TokenGrid
-
-_PROJECTION = {"keys": "key", "queries": "query", "values": "value"}
+from videoconcepts.models.base import ModelAdapter, TokenGrid
 
 
 class VJEPA2Adapter(ModelAdapter):
     family = "vjepa2"
+    layers_path = "vjepa2.encoder.layer"
+    attention_path = "attention"
+    projection_paths = {"keys": "key", "queries": "query", "values": "value"}
+    input_name = "pixel_values_videos"
 
     @property
     def grid(self) -> TokenGrid:
@@ -33,18 +32,3 @@ class VJEPA2Adapter(ModelAdapter):
     @property
     def intermediate_size(self) -> int:
         return int(self.config.hidden_size * self.config.mlp_ratio)
-
-    def _layer(self, layer: int) -> nn.Module:
-        return self.model.vjepa2.encoder.layer[layer]
-
-    def attention(self, layer: int) -> nn.Module:
-        return self._layer(layer).attention
-
-    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
-        return getattr(self.attention(layer), _PROJECTION[kind])
-
-    def block(self, layer: int) -> nn.Module:
-        return self._layer(layer)
-
-    def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values_videos=pixels).logits

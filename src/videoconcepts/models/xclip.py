@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from transformers import AutoTokenizer
 
 from videoconcepts.checkpoints import resolve_checkpoint
-from videoconcepts.models.base import HeadKind, ModelAdapter, TokenGrid
-
-_PROJECTION = {"keys": "k_proj", "queries": "q_proj", "values": "v_proj"}
+from videoconcepts.models.base import ModelAdapter, TokenGrid
 
 
 class XCLIPAdapter(ModelAdapter):
     family = "xclip"
+    layers_path = "vision_model.encoder.layers"
+    attention_path = "self_attn"
+    projection_paths = {"keys": "k_proj", "queries": "q_proj", "values": "v_proj"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,18 +50,6 @@ class XCLIPAdapter(ModelAdapter):
     @property
     def num_special_tokens(self) -> int:
         return 1
-
-    def _layer(self, layer: int) -> nn.Module:
-        return self.model.vision_model.encoder.layers[layer]
-
-    def attention(self, layer: int) -> nn.Module:
-        return self._layer(layer).self_attn
-
-    def projection(self, layer: int, kind: HeadKind) -> nn.Module:
-        return getattr(self.attention(layer), _PROJECTION[kind])
-
-    def block(self, layer: int) -> nn.Module:
-        return self._layer(layer)
 
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         out = self.model(
