@@ -12,7 +12,12 @@ include: "workflow/rules/decode.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/tubelets.smk"
 include: "workflow/rules/concepts.smk"
-include: "workflow/rules/importance.smk"
+include: "workflow/rules/units.smk"
+include: "workflow/rules/targets.smk"
+include: "workflow/rules/cris.smk"
+include: "workflow/rules/occlusion.smk"
+include: "workflow/rules/curves.smk"
+include: "workflow/rules/heads.smk"
 include: "workflow/rules/report.smk"
 
 

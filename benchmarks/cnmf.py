@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from videoconcepts.cnmf import ConvexNMF, kmeans_init
+from videoconcepts.methods.cnmf import ConvexNMF, kmeans_init
 
 REFERENCE_ITERS = 10_000
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoconcepts.importance import sample_masks
+from videoconcepts.methods.cris import sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
-from videoconcepts.random_models import save_random
-from videoconcepts.scoring import MaskingSettings, MaskScorer
+from videoconcepts.models.random_checkpoints import save_random
+from videoconcepts.models.scorer import MaskingSettings, MaskScorer
 
 
 def build_adapter(model: str, device: str) -> ModelAdapter:

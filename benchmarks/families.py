@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from cris import box_units, cris_rate, plain_rate, synchronise
 
-from videoconcepts.families import FAMILIES, resolve_model
-from videoconcepts.importance import sample_masks
+from videoconcepts.methods.cris import sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
-from videoconcepts.random_models import CLASSES, save_random
+from videoconcepts.models.random_checkpoints import CLASSES, save_random
+from videoconcepts.plan.families import FAMILIES, resolve_model
 
 
 def peak_memory(adapter: ModelAdapter, measure) -> tuple[float, str]:

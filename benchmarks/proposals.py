@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
-from videoconcepts.proposals import (
+from videoconcepts.methods.proposals import (
     ProposalSettings,
     slic_tubelets,
     tubelet_descriptors,

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from helpers import run_snakemake, write_config
 
-from videoconcepts.families import FAMILIES
-from videoconcepts.random_models import save_random
-from videoconcepts.synthetic import write_mp4
+from videoconcepts.demo.synthetic import write_mp4
+from videoconcepts.models.random_checkpoints import save_random
+from videoconcepts.plan.families import FAMILIES
 
 
 def gradient_frames(n_frames: int, height: int, width: int) -> np.ndarray:

@@ -159,3 +159,32 @@ def file_states(root: Path) -> dict[str, tuple[int, int]]:
             stat = path.stat()
             states[str(rel)] = (stat.st_size, stat.st_mtime_ns)
     return states
+
+
+def defaults(section: str) -> dict:
+    """The config schema's defaults of one section: settings types have none of their own."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    properties = schema["properties"][section]["properties"]
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
+def proposal_settings(**overrides):
+    """ProposalSettings from the schema's tubelet defaults (the method's own parameters),
+    on the feature grid itself (no upsampling) and with VideoMAE's compactness unless given."""
+    from videoconcepts.methods.proposals import ProposalSettings
+
+    values = {**defaults("tubelets"), "compactness": 0.1, "upsample": (1, 1, 1), **overrides}
+    other = ("n_crops", "seed") if values["method"] == "slic" else ("n_segments", "compactness")
+    for key in (*other, "head_kind"):
+        values.pop(key)
+    return ProposalSettings(**values)
+
+
+def tubelet_settings(**overrides):
+    """The tubelets stage's settings: proposal defaults plus the head kind."""
+    from dataclasses import asdict
+
+    from videoconcepts.stages.tubelets import TubeletSettings
+
+    head_kind = overrides.pop("head_kind", defaults("tubelets")["head_kind"])
+    return TubeletSettings(**asdict(proposal_settings(**overrides)), head_kind=head_kind)

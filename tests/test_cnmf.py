@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from videoconcepts.cnmf import ConvexNMF, assign, choose_n_concepts, elbow_k, kmeans_init
+from videoconcepts.methods.cnmf import ConvexNMF, assign, choose_n_concepts, elbow_k, kmeans_init
 
 N_CLUSTERS, PER_CLUSTER, DIM = 4, 50, 16
 

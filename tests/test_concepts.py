@@ -11,20 +11,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import defaults, tubelet_settings
 from skimage.transform import resize
 
-from videoconcepts.concepts import (
-    ConceptSettings,
-    ConceptSupport,
-    open_concepts,
-    write_concept_store,
-)
-from videoconcepts.decode import DecodeSettings, open_decoded, write_decode_store
-from videoconcepts.proposals import ProposalSettings
-from videoconcepts.stores import atomic_store, open_store, write_array
-from videoconcepts.synthetic import generate_dataset
-from videoconcepts.tubelets import open_tubelets, tubelet_table, write_tubelet_store
-from videoconcepts.validation import role_masks_on_grid, validation_tables
+from videoconcepts.demo.synthetic import generate_dataset
+from videoconcepts.methods.decoding import DecodeSettings
+from videoconcepts.stages.concepts import ConceptSettings, write_concept_store
+from videoconcepts.stages.decode import write_decode_store
+from videoconcepts.stages.tubelets import write_tubelet_store
+from videoconcepts.stages.validation import role_masks_on_grid, validation_tables
+from videoconcepts.stores.base import atomic_store, open_store, write_array
+from videoconcepts.stores.concepts import ConceptSupport, open_concepts
+from videoconcepts.stores.decode import open_decoded
+from videoconcepts.stores.tubelets import open_tubelets, tubelet_table
+
+CONCEPTS = {k: v for k, v in defaults("concepts").items() if k != "device"}
 
 GRID = (8, 8, 8)
 CLIP = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64)
@@ -67,13 +68,15 @@ def pipeline(tmp_path_factory):
             write_array(group, "keys", keys[rows], chunks=(1, 1, *keys.shape[2:]))
     concepts = {}
     for method in ("slic", "random_crops"):
-        settings = ProposalSettings(method=method, upsample=(2, 4, 4), n_segments=12)
+        settings = tubelet_settings(method=method, upsample=(2, 4, 4), n_segments=12)
         tubelets = []
         for s, shard in enumerate(shards):
             tubelets.append(root / f"tubelets-{method}-{s}.zarr")
             write_tubelet_store(shard, 3, tubelets[-1], settings)
         concepts[method] = root / f"concepts-{method}.zarr"
-        write_concept_store(tubelets, concepts[method], ConceptSettings(max_concepts=8))
+        write_concept_store(
+            tubelets, concepts[method], ConceptSettings(**{**CONCEPTS, "max_concepts": 8}), "auto"
+        )
     best, scores = validation_tables(
         {m: [p] for m, p in concepts.items()}, root / "demo" / "ground_truth.zarr", root / "decode"
     )
@@ -153,9 +156,9 @@ def test_shard_with_every_video_skipped_gives_an_empty_complete_store(tmp_path):
         grid=[2, 4, 4],
     ) as group:
         write_array(group, "keys", np.zeros((0, 1, 2, 2, 4, 4, 8), np.float32))
-    assert write_tubelet_store(tmp_path / "f.zarr", 0, tmp_path / "t.zarr", ProposalSettings()) == 0
+    assert write_tubelet_store(tmp_path / "f.zarr", 0, tmp_path / "t.zarr", tubelet_settings()) == 0
     store = open_tubelets(tmp_path / "t.zarr")
     assert store["descriptors"].shape == (0, 8) and list(store["offsets"][...]) == [0]
     assert tubelet_table(store).empty
     with pytest.raises(ValueError, match=r"layer 1 not captured \(have \[0\]\)"):
-        write_tubelet_store(tmp_path / "f.zarr", 1, tmp_path / "u.zarr", ProposalSettings())
+        write_tubelet_store(tmp_path / "f.zarr", 1, tmp_path / "u.zarr", tubelet_settings())

@@ -1,17 +1,14 @@
 import numpy as np
 import pytest
 
-from videoconcepts.decode import (
+from videoconcepts.methods.decoding import (
     BadVideoError,
     DecodeSettings,
-    SkippedVideoError,
     decode_clip,
-    decode_status,
-    open_decoded,
     sample_indices,
-    sha256_of,
-    write_decode_store,
 )
+from videoconcepts.stages.decode import sha256_of, write_decode_store
+from videoconcepts.stores.decode import SkippedVideoError, decode_status, open_decoded
 
 SETTINGS = DecodeSettings(num_frames=8, frame_stride=3, clip_start="center", size=32)
 

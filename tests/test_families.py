@@ -14,13 +14,13 @@ import transformers
 import yaml
 from helpers import REPO, messages, planned, run_snakemake, write_config
 
-from videoconcepts.checkpoints import MissingCheckpointError
-from videoconcepts.families import FAMILIES, resolve_model
-from videoconcepts.features import open_features
+from videoconcepts.demo.synthetic import write_mp4
 from videoconcepts.models import load_adapter
 from videoconcepts.models.masking import TokenMasker
-from videoconcepts.random_models import CLASSES, save_random
-from videoconcepts.synthetic import write_mp4
+from videoconcepts.models.random_checkpoints import CLASSES, save_random
+from videoconcepts.plan.checkpoints import MissingCheckpointError
+from videoconcepts.plan.families import FAMILIES, resolve_model
+from videoconcepts.stores.features import open_features
 
 
 def adapter_for(checkpoint, **model) -> object:

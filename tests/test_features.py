@@ -1,12 +1,24 @@
 import numpy as np
 import pytest
 import torch
+from helpers import defaults
 
-from videoconcepts.decode import DecodeSettings, open_decoded, write_decode_store
-from videoconcepts.features import FeatureSettings, open_features, write_feature_store
+from videoconcepts.methods.decoding import DecodeSettings
 from videoconcepts.models import load_adapter
+from videoconcepts.runtime import Runtime
+from videoconcepts.stages.decode import write_decode_store
+from videoconcepts.stages.features import FeatureSettings, write_feature_store
+from videoconcepts.stores.decode import open_decoded
+from videoconcepts.stores.features import open_features
 
 CLIP = DecodeSettings(num_frames=4, frame_stride=3, clip_start="start", size=32)
+RUNTIME = Runtime("auto", 8, 1)
+
+
+def features(model: str, **overrides) -> FeatureSettings:
+    """The schema's feature settings (runtime options apart) for ``model``."""
+    values = {**defaults("features"), "model": model, **overrides}
+    return FeatureSettings(**{k: v for k, v in values.items() if k not in ("batch_size", "device")})
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +36,9 @@ def decoded(video_dir, tmp_path_factory):
 
 
 def test_feature_store_layout_and_values(decoded, tiny_checkpoint, tmp_path):
-    settings = FeatureSettings(
-        str(tiny_checkpoint), layers=[0, 1], heads=["keys", "queries"], batch_size=2
-    )
+    settings = features(str(tiny_checkpoint), layers=[0, 1], heads=["keys", "queries"])
     out = tmp_path / "shard.zarr"
-    assert write_feature_store(decoded, out, settings) == 3
+    assert write_feature_store(decoded, out, settings, Runtime("auto", 2, 1)) == 3
     store = open_features(out)
     assert store.attrs["video_ids"] == ["v0", "v1", "v2"]
     assert store.attrs["skipped"][0]["id"] == "bad"
@@ -50,13 +60,13 @@ def test_feature_store_layout_and_values(decoded, tiny_checkpoint, tmp_path):
 
 
 def test_float16_storage(decoded, tiny_checkpoint, tmp_path):
-    settings = FeatureSettings(str(tiny_checkpoint), dtype="float16", residual=False)
-    write_feature_store(decoded[:1], tmp_path / "h.zarr", settings)
+    settings = features(str(tiny_checkpoint), dtype="float16", residual=False)
+    write_feature_store(decoded[:1], tmp_path / "h.zarr", settings, RUNTIME)
     store = open_features(tmp_path / "h.zarr")
     assert store["keys"].dtype == np.float16 and "residual" not in store
 
 
 def test_clip_shape_mismatch_names_the_store(decoded, tmp_path):
     with pytest.raises(ValueError, match=r"v0\.zarr: decoded clip has shape \(4, 32, 32, 3\)"):
-        write_feature_store(decoded[:1], tmp_path / "x.zarr", FeatureSettings("demo"))
+        write_feature_store(decoded[:1], tmp_path / "x.zarr", features("demo"), RUNTIME)
     assert not (tmp_path / "x.zarr").exists()

@@ -11,33 +11,39 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import defaults
 
-from videoconcepts.attribution import (
-    attribution_curves,
-    curve_areas,
-    fidelity_checks,
-    occlusion_importance,
-    removal_masks,
-)
-from videoconcepts.decode import DecodeSettings, write_decode_store
-from videoconcepts.heads import HeadSettings, head_importance, split_held_out
-from videoconcepts.importance import (
+from videoconcepts.demo.synthetic import generate_dataset
+from videoconcepts.methods.cris import (
     CrisSettings,
     batch_ranges,
     cris_estimate,
-    gather_cris,
     sample_masks,
     split_half_stability,
-    write_cris_shard,
 )
-from videoconcepts.scoring import MaskingSettings, MaskScorer, UnitJob
-from videoconcepts.stores import open_store
-from videoconcepts.synthetic import generate_dataset
-from videoconcepts.units import plurality_tokens, write_units
+from videoconcepts.methods.curves import attribution_curves, curve_areas, fidelity_checks
+from videoconcepts.methods.decoding import DecodeSettings
+from videoconcepts.methods.occlusion import occlusion_importance
+from videoconcepts.methods.pruning import split_held_out
+from videoconcepts.methods.removal import removal_masks
+from videoconcepts.methods.tokens import plurality_tokens
+from videoconcepts.models.scorer import MaskingSettings, MaskScorer, UnitJob
+from videoconcepts.runtime import Runtime
+from videoconcepts.stages.cris import write_cris_shard
+from videoconcepts.stages.cris_gather import gather_cris
+from videoconcepts.stages.decode import write_decode_store
+from videoconcepts.stages.heads import HeadSettings, head_importance
+from videoconcepts.stages.targets import TargetSettings, target_table
+from videoconcepts.stores.base import open_store, write_table
+from videoconcepts.stores.units import write_units
 
 GRID = (8, 8, 8)
 N_TOKENS, N_LAYERS, N_HEADS = 512, 4, 4
 PLANTED, ABSENT = 0, 7
+
+
+def CPU(batch_size: int) -> Runtime:  # noqa: N802 (reads like the runtime it builds)
+    return Runtime("cpu", batch_size, 1)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +81,24 @@ def planted_units(decoded, tmp_path_factory) -> str:
 
 
 def masking(**kw) -> MaskingSettings:
-    return MaskingSettings("demo", **{"metric": "correctness", "target": "label", **kw})
+    values = {"mode": "remove", "head_kind": "keys", "metric": "correctness", "target": "label"}
+    return MaskingSettings("demo", **{**values, **kw})
+
+
+@pytest.fixture(scope="module")
+def targets(decoded, tmp_path_factory):
+    """``targets(metric)``: the targets stage's table of the decoded videos for a metric."""
+    _, stores, samples = decoded
+    root, made = tmp_path_factory.mktemp("targets"), {}
+
+    def table(metric: str = "correctness") -> str:
+        if metric not in made:
+            settings = TargetSettings("demo", metric, "label")
+            made[metric] = str(root / f"{metric}.tsv")
+            write_table(target_table(stores, settings, samples, "cpu"), made[metric], "%.9g")
+        return made[metric]
+
+    return table
 
 
 def test_sampled_masks_are_independent_draws_that_follow_the_seed():
@@ -121,24 +144,16 @@ def test_plurality_assigns_each_token_its_majority_unit():
 
 
 @pytest.fixture(scope="module")
-def cris_runs(planted_units, decoded, tmp_path_factory):
+def cris_runs(planted_units, targets, tmp_path_factory):
     """The same CRIS run in 1 and in 3 shards (batch 8, 44 masks: a short last batch)."""
     root = tmp_path_factory.mktemp("cris")
-    settings = CrisSettings(num_masks=44, mask_ratio=0.5, seed=0)
+    settings = CrisSettings(num_masks=44, mask_ratio=0.5, seed=0, stop_when_stable=None)
     runs = {}
     for n_shards in (1, 3):
         paths = [root / f"{n_shards}-{s}.zarr" for s in range(n_shards)]
         for s, path in enumerate(paths):
             write_cris_shard(
-                planted_units,
-                path,
-                masking(),
-                settings,
-                s,
-                n_shards,
-                decoded[2],
-                batch_size=8,
-                device="cpu",
+                planted_units, targets(), path, masking(), settings, s, n_shards, CPU(8)
             )
         runs[n_shards] = (paths, *gather_cris(planted_units, paths, settings))
     return runs
@@ -166,12 +181,10 @@ def test_sharded_cris_equals_unsharded(cris_runs):
     assert np.array_equal(*scores)
 
 
-def test_early_stop_keeps_a_prefix_of_the_masks(planted_units, decoded, tmp_path):
-    settings = CrisSettings(num_masks=96, seed=0, stop_when_stable=1e-6)
+def test_early_stop_keeps_a_prefix_of_the_masks(planted_units, targets, tmp_path):
+    settings = CrisSettings(num_masks=96, mask_ratio=0.5, seed=0, stop_when_stable=1e-6)
     path = tmp_path / "early.zarr"
-    done = write_cris_shard(
-        planted_units, path, masking(), settings, 0, 1, decoded[2], batch_size=4, device="cpu"
-    )
+    done = write_cris_shard(planted_units, targets(), path, masking(), settings, 0, 1, CPU(4))
     attrs = open_store(path, "cris_shard").attrs
     assert done == 32 and attrs["stopped_early"] and attrs["mask_stop"] == 32
     assert attrs["stability"] >= 1e-6
@@ -193,9 +206,9 @@ def test_split_half_stability_is_high_for_a_clear_ranking():
 
 
 @pytest.fixture(scope="module")
-def scorer_parts(planted_units, decoded):
+def scorer_parts(planted_units, targets):
     settings = masking(metric="prob")
-    job = UnitJob.load(planted_units, settings, decoded[2], "cpu")
+    job = UnitJob.load(planted_units, targets("prob"), settings, "cpu")
     return job.units, job.adapter, job.clips, settings, job.targets, job.baseline
 
 
@@ -268,10 +281,12 @@ def test_held_out_split_is_deterministic_and_sized():
         split_held_out(ids[:2], 0.9)
 
 
-def test_head_importance_and_pruning_curve(decoded):
-    _, stores, samples = decoded
-    settings = HeadSettings(num_masks=32, held_out=0.34, pruning_steps=4, seed=0)
-    table, curve = head_importance(stores, masking(metric="prob"), settings, samples, 16, "cpu")
+def test_head_importance_and_pruning_curve(decoded, targets):
+    _, stores, _ = decoded
+    settings = HeadSettings(num_masks=32, mask_ratio=0.5, held_out=0.34, pruning_steps=4, seed=0)
+    table, curve = head_importance(
+        stores, targets("prob"), masking(metric="prob"), settings, CPU(16)
+    )
     assert len(table) == 16 and sorted(table["rank"]) == list(range(1, 17))
     assert np.isfinite(table["importance"]).all() and (table["stderr"] > 0).all()
     for _, group in curve.groupby("order"):
@@ -287,8 +302,8 @@ def test_head_importance_and_pruning_curve(decoded):
     assert not torch.isnan(torch.tensor(curve["metric"].to_numpy())).any()
 
 
-def test_a_single_video_prunes_on_itself_and_says_so(decoded):
-    _, stores, samples = decoded
-    settings = HeadSettings(num_masks=8, pruning_steps=2)
-    _, curve = head_importance(stores[:1], masking(), settings, samples, 8, "cpu")
+def test_a_single_video_prunes_on_itself_and_says_so(decoded, targets):
+    _, stores, _ = decoded
+    settings = HeadSettings(**{**defaults("heads"), "num_masks": 8, "pruning_steps": 2})
+    _, curve = head_importance(stores[:1], targets(), masking(), settings, CPU(8))
     assert (curve["evaluated_on"] == "estimation videos (too few for a held-out split)").all()

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from videoconcepts.checkpoints import DEMO, MissingCheckpointError
-from videoconcepts.families import model_facts
+from videoconcepts.demo.synthetic import EVENTS
 from videoconcepts.models import load_adapter
-from videoconcepts.synthetic import EVENTS
+from videoconcepts.plan.checkpoints import DEMO, MissingCheckpointError
+from videoconcepts.plan.families import model_facts
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_wrong_clip_shape_and_layer_are_rejected(adapter):
 
 
 def test_demo_checkpoint_is_shipped_and_small():
-    from videoconcepts.checkpoints import DEMO_DIR
+    from videoconcepts.plan.checkpoints import DEMO_DIR
 
     weights = DEMO_DIR / "model.safetensors"
     assert weights.stat().st_size <= 10 * 2**20

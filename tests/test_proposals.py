@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from helpers import proposal_settings
 from skimage.segmentation import slic
 
-from videoconcepts.proposals import (
-    ProposalSettings,
+from videoconcepts.methods.proposals import (
     propose,
     random_crop_tubelets,
     slic_tubelets,
@@ -50,7 +50,7 @@ def assert_consecutive(labels: np.ndarray) -> int:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_slic_finds_moving_object(seed):
     volume, mask = moving_object_volume(seed)
-    settings = ProposalSettings(n_segments=12, compactness=0.1)
+    settings = proposal_settings(n_segments=12, compactness=0.1)
     labels = slic_tubelets(volume, settings)
 
     assert labels.dtype == np.int16 and labels.shape == mask.shape
@@ -78,16 +78,16 @@ def test_slic_is_skimage_with_global_rescale_and_no_lab():
     assert not np.array_equal(with_lab, expected)
     assert not np.array_equal(per_channel, expected)
 
-    labels = slic_tubelets(volume, ProposalSettings(n_segments=12, min_share=0.0))
+    labels = slic_tubelets(volume, proposal_settings(n_segments=12, min_share=0.0))
     np.testing.assert_array_equal(labels, expected)
 
 
 def test_slic_drops_small_tubelets_and_renumbers():
     volume, _ = moving_object_volume(4)
-    reference = slic_tubelets(volume, ProposalSettings(min_share=0.0))
+    reference = slic_tubelets(volume, proposal_settings(min_share=0.0))
     shares = np.bincount(reference.ravel())[1:] / reference.size
     min_share = float(np.sort(shares)[len(shares) // 2])  # the median: about half go
-    labels = slic_tubelets(volume, ProposalSettings(min_share=min_share))
+    labels = slic_tubelets(volume, proposal_settings(min_share=min_share))
 
     kept = np.flatnonzero(shares >= min_share) + 1
     assert 0 < len(kept) < len(shares)
@@ -101,8 +101,8 @@ def test_slic_drops_small_tubelets_and_renumbers():
 def test_slic_is_deterministic_and_leaves_input_alone():
     volume, _ = moving_object_volume(5)
     before = volume.copy()
-    first = slic_tubelets(volume, ProposalSettings())
-    np.testing.assert_array_equal(first, slic_tubelets(volume, ProposalSettings()))
+    first = slic_tubelets(volume, proposal_settings())
+    np.testing.assert_array_equal(first, slic_tubelets(volume, proposal_settings()))
     np.testing.assert_array_equal(volume, before)
 
 
@@ -179,7 +179,7 @@ def test_stats_golden_values():
 
 
 def crops(seed: int, grid=(8, 16, 16), **kwargs) -> np.ndarray:
-    settings = ProposalSettings(method="random_crops", **kwargs)
+    settings = proposal_settings(method="random_crops", **kwargs)
     return random_crop_tubelets(grid, settings, np.random.default_rng(seed))
 
 
@@ -217,7 +217,7 @@ def test_random_crops_drop_small_boxes():
 @pytest.mark.parametrize("method", ["slic", "random_crops"])
 def test_propose_works_on_the_upsampled_grid(method):
     volume, _ = moving_object_volume(0)
-    settings = ProposalSettings(method=method, upsample=[1, 2, 2])
+    settings = proposal_settings(method=method, upsample=[1, 2, 2])
     assert settings.upsample == (1, 2, 2)
     labels, descriptors = propose(volume, settings)
     assert labels.shape == (4, 20, 20)
@@ -230,6 +230,6 @@ def test_propose_works_on_the_upsampled_grid(method):
 
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="method"):
-        ProposalSettings(method="superpixels")
+        proposal_settings(method="superpixels")
     with pytest.raises(ValueError, match="upsample"):
-        ProposalSettings(upsample=(1, 0, 2))
+        proposal_settings(upsample=(1, 0, 2))

@@ -6,15 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from videoconcepts.report import (
-    Markup,
-    ReportInputs,
-    ReportSettings,
-    _table,
-    highlight,
-    stage_times,
-    write_report,
-)
+from videoconcepts.report import ReportInputs, _table
+from videoconcepts.report.cris import highlight
+from videoconcepts.report.page import Markup, ReportSettings, write_report
+from videoconcepts.report.run import stage_times
 
 
 def test_highlight_keeps_the_support_dims_the_rest_and_outlines_it():

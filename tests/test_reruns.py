@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from helpers import Plan, dry_run, write_config
 
-from videoconcepts.sources import ROOT
+from videoconcepts.plan.sources import ROOT
 
 IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
 CONCEPTS_ON = {"concepts": 4, "validate_concepts": 1, **IMPORTANCE, "report": 1, "all": 1}

@@ -29,11 +29,11 @@ from helpers import (
     write_config,
 )
 
-from videoconcepts.concepts import open_concepts
-from videoconcepts.settings import resolve_decode, resolve_proposals, settings_hash
-from videoconcepts.stores import COMPLETE_ATTR, IncompleteStoreError, open_store
-from videoconcepts.tubelets import open_tubelets
-from videoconcepts.units import open_units
+from videoconcepts.plan.settings import resolve_decode, resolve_proposals, settings_hash
+from videoconcepts.stores.base import COMPLETE_ATTR, IncompleteStoreError, open_store
+from videoconcepts.stores.concepts import open_concepts
+from videoconcepts.stores.tubelets import open_tubelets
+from videoconcepts.stores.units import open_units
 
 # --------------------------------------------------------------------------- killed jobs
 

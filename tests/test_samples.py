@@ -1,6 +1,6 @@
 import pytest
 
-from videoconcepts.samples import SampleSheetError, load_samples
+from videoconcepts.plan.samples import SampleSheetError, load_samples
 
 
 @pytest.fixture()

@@ -2,7 +2,7 @@ import glob
 
 import pytest
 
-from videoconcepts.settings import (
+from videoconcepts.plan.settings import (
     analysed_layers,
     job_gpus,
     resolve_decode,

@@ -53,7 +53,7 @@ import pandas as pd
 import pytest
 from helpers import REPO, job_stats, run_snakemake, write_config
 
-from videoconcepts.stores import open_store
+from videoconcepts.stores.base import open_store
 
 pytestmark = pytest.mark.slurm
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from videoconcepts.stores import (
+from videoconcepts.stores.base import (
     SEAL_ATTR,
     CorruptStoreError,
     IncompleteStoreError,

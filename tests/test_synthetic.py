@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from videoconcepts.cli import main as cli_main
-from videoconcepts.stores import open_store
-from videoconcepts.synthetic import (
+from videoconcepts.demo.synthetic import (
     EVENTS,
     ROLES,
     SyntheticVideo,
@@ -16,6 +15,7 @@ from videoconcepts.synthetic import (
     render_video,
     write_mp4,
 )
+from videoconcepts.stores.base import open_store
 
 SEEDS = range(6)
 TARGET, DISTRACTOR = ROLES.index("target"), ROLES.index("distractor")

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from helpers import REPO, messages, planned, run_snakemake, write_config
 
-from videoconcepts.features import open_features
-from videoconcepts.stores import open_store
+from videoconcepts.stores.base import open_store
+from videoconcepts.stores.features import open_features
 
 
 def test_fresh_plan_runs_every_stage(tmp_path):

@@ -7,10 +7,11 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from videoconcepts.checkpoints import MissingCheckpointError, checkpoint_files
-from videoconcepts.samples import SampleSheetError, load_samples
-from videoconcepts.settings import (
+from videoconcepts.plan.checkpoints import MissingCheckpointError, checkpoint_files
+from videoconcepts.plan.samples import SampleSheetError, load_samples
+from videoconcepts.plan.settings import (
     analysed_layers,
+    resolve_targets,
     check_targets,
     job_gpus,
     resolve_concepts,
@@ -26,8 +27,8 @@ from videoconcepts.settings import (
     settings_hash,
     shards,
 )
-from videoconcepts.sources import stage_sources
-from videoconcepts.synthetic import dataset_ids
+from videoconcepts.plan.sources import stage_sources
+from videoconcepts.demo.synthetic import dataset_ids
 
 min_version("9.0")
 
@@ -46,7 +47,7 @@ RESULTS = config["results"]
 ENV = "../../envs/videoconcepts.yaml"
 DEMO = config["samples"] == "demo"
 DEMO_DIR = (
-    f"{RESULTS}/demo/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
+    f"{RESULTS}/demo_data/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
 )
 
 
@@ -101,8 +102,9 @@ PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
 CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
 
-# Importance: masking (shared), CRIS, curves and heads each name their own folder.
+# Importance: masking (shared), targets, CRIS, curves and heads each name their own folder.
 MASKING_HASH = settings_hash(MASKING_SETTINGS)
+TARGET_SETTINGS = resolve_targets(MASKING_SETTINGS)
 CRIS_SETTINGS = resolve_cris(config)
 CRIS_HASH = settings_hash(CRIS_SETTINGS)
 CURVES_SETTINGS = resolve_curves(config)
@@ -123,12 +125,14 @@ wildcard_constraints:
     proposals="|".join(PROPOSALS),
 
 
-def code(module: str) -> list[str]:
-    """Package files the rule's `videoconcepts` command runs (``module`` and all it
-    imports), as inputs: editing one reruns the rule and everything downstream."""
-    return stage_sources(module)
+def code(stage: str) -> list[str]:
+    """Package files the rule's `videoconcepts <stage>` command runs (the stage module and
+    all it imports), as inputs: editing one reruns the rule and everything downstream."""
+    return stage_sources(f"stages.{stage}")
 
 
+# Every stage writes below results/<stage>/<tag>/, its tag the hashes of its own settings
+# and of everything upstream; logs and benchmarks mirror the output paths.
 def log_path(stage: str, name: str) -> str:
     return f"{RESULTS}/logs/{stage}/{name}.log"
 
@@ -141,8 +145,12 @@ def decode_store(video: str) -> str:
     return f"{DECODE_DIR}/{video}.zarr"
 
 
+def decode_stores() -> list[str]:
+    return [decode_store(video) for video in SAMPLES.index]
+
+
 def skipped_table() -> str:
-    return f"{DECODE_DIR}/skipped.tsv"
+    return f"{RESULTS}/skipped/{DECODE_HASH}/skipped.tsv"
 
 
 def feature_stores() -> list[str]:
@@ -161,24 +169,26 @@ def tubelet_store(proposals: str, layer, shard) -> str:
     return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
 
 
+def concepts_tag(proposals: str | None = None) -> str:
+    return f"{FEATURES_TAG}-{proposals or proposals_hash()}-{CONCEPTS_HASH}"
+
+
 def concept_store(proposals: str, layer) -> str:
-    return f"{RESULTS}/concepts/{FEATURES_TAG}-{proposals}-{CONCEPTS_HASH}/layer-{layer}.zarr"
+    return f"{RESULTS}/concepts/{concepts_tag(proposals)}/layer-{layer}.zarr"
 
 
 def concept_stores(method: str | None = None) -> list[str]:
     return [concept_store(proposals_hash(method), f"{layer:02d}") for layer in LAYERS]
 
 
-def validation_dir() -> str:
+def validation_tag() -> str:
     hashes = "-".join(proposals_hash(m) for m in ("slic", "random_crops"))
-    return f"{RESULTS}/validation/{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}"
+    return f"{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}"
 
 
 def validation_tables() -> list[str]:
-    return [
-        f"{validation_dir()}/concept_validation.tsv",
-        f"{validation_dir()}/concept_scores.tsv",
-    ]
+    folder = f"{RESULTS}/validation/{validation_tag()}"
+    return [f"{folder}/concept_validation.tsv", f"{folder}/concept_scores.tsv"]
 
 
 def samples_arg(wildcards, input) -> str:
@@ -186,57 +196,80 @@ def samples_arg(wildcards, input) -> str:
     return f"--samples '{input.samples[0]}'" if input.samples else ""
 
 
-def importance_dir() -> str:
-    """Importance outputs of the configured tubelet method's concepts."""
-    return f"{RESULTS}/importance/{FEATURES_TAG}-{proposals_hash()}-{CONCEPTS_HASH}"
-
-
-def importance_name(path: str) -> str:
-    """Log and benchmark name of an importance output: its path below importance/."""
-    return str(Path(path).relative_to(f"{RESULTS}/importance"))
-
-
 def units_store() -> str:
-    return f"{importance_dir()}/units.zarr"
+    """Units of the configured tubelet method's concepts."""
+    return f"{RESULTS}/units/{concepts_tag()}/units.zarr"
 
 
-def cris_dir() -> str:
-    """CRIS shards, gathered tables and curves. Shard contents depend on the shard count
-    and the masks per batch, so both name the folder. The gathered tables do not, but
-    kept in it, switching the layout back finds them instead of rerunning the gather,
-    the curves and the report (as with features.videos_per_job)."""
+def targets_tag() -> str:
+    return f"{DECODE_HASH}-{settings_hash(TARGET_SETTINGS)}"
+
+
+def targets_table() -> str:
+    return f"{RESULTS}/targets/{targets_tag()}/targets.tsv"
+
+
+def cris_tag() -> str:
+    """CRIS shards, the gathered tables and the curves on them. Shard contents depend on
+    the shard count and the masks per batch, so both name the folder. The gathered tables
+    do not, but named so too, switching the layout back finds them instead of rerunning
+    the gather, the curves and the report (as with features.videos_per_job)."""
     imp = config["importance"]
-    cris = f"{importance_dir()}/cris-{MASKING_HASH}-{CRIS_HASH}"
-    return f"{cris}/shards-{imp['shards']}x{imp['masks_per_batch']}"
+    layout = f"shards-{imp['shards']}x{imp['masks_per_batch']}"
+    return f"{concepts_tag()}-{MASKING_HASH}-{CRIS_HASH}/{layout}"
 
 
 def cris_shard(shard: str) -> str:
-    return f"{cris_dir()}/shard-{shard}.zarr"
+    return f"{RESULTS}/cris/{cris_tag()}/shard-{shard}.zarr"
 
 
 def cris_shards() -> list[str]:
     return [cris_shard(f"{i:03d}") for i in range(config["importance"]["shards"])]
 
 
+def cris_tables() -> dict[str, str]:
+    folder = f"{RESULTS}/cris_gather/{cris_tag()}"
+    return {
+        "importance": f"{folder}/concept_importance.tsv",
+        "stability": f"{folder}/stability.tsv",
+    }
+
+
+def occlusion_tag() -> str:
+    return f"{concepts_tag()}-{MASKING_HASH}"
+
+
 def occlusion_table() -> str:
-    return f"{importance_dir()}/occlusion-{MASKING_HASH}/concept_importance.tsv"
+    return f"{RESULTS}/occlusion/{occlusion_tag()}/concept_importance.tsv"
 
 
-def curves_dir() -> str:
-    return f"{cris_dir()}/curves-{settings_hash(CURVES_SETTINGS)}"
+def curves_tag() -> str:
+    return f"{cris_tag()}-{settings_hash(CURVES_SETTINGS)}"
 
 
-def heads_dir() -> str:
-    return (
-        f"{RESULTS}/heads/{DECODE_HASH}-{MASKING_HASH}-{settings_hash(HEADS_SETTINGS)}"
-    )
+def curves_tables() -> dict[str, str]:
+    folder = f"{RESULTS}/curves/{curves_tag()}"
+    names = ("attribution_curves", "fidelity", "fidelity_checks")
+    return {name: f"{folder}/{name}.tsv" for name in names}
+
+
+def heads_tag() -> str:
+    return f"{DECODE_HASH}-{MASKING_HASH}-{settings_hash(HEADS_SETTINGS)}"
+
+
+def heads_tables() -> dict[str, str]:
+    folder = f"{RESULTS}/heads/{heads_tag()}"
+    return {
+        "importance": f"{folder}/head_importance.tsv",
+        "pruning": f"{folder}/pruning_curve.tsv",
+    }
 
 
 def importance_outputs() -> list[str]:
     return [
-        f"{cris_dir()}/concept_importance.tsv",
-        f"{curves_dir()}/fidelity.tsv",
-        f"{heads_dir()}/pruning_curve.tsv",
+        cris_tables()["importance"],
+        curves_tables()["fidelity"],
+        heads_tables()["pruning"],
     ]
 
 
@@ -262,28 +295,34 @@ def run_settings() -> dict:
 
 
 def report_dir() -> str:
-    return f"{RESULTS}/run-{settings_hash(run_settings())}/report"
+    return f"{RESULTS}/report/run-{settings_hash(run_settings())}"
 
 
 def run_benchmarks() -> list[str]:
     """Benchmark files of this configuration's jobs (globs), for the report's times."""
-    cris = importance_name(cris_dir())
-    importance = f"importance/{Path(importance_dir()).name}"
     patterns = [
         f"decode/{DECODE_HASH}/*.tsv",
+        f"skipped/{DECODE_HASH}.tsv",
         f"features/{FEATURES_TAG}/*.tsv",
         *[f"tubelets/{FEATURES_TAG}-{p}/*/*.tsv" for p in PROPOSALS],
-        *[f"concepts/{FEATURES_TAG}-{p}-{CONCEPTS_HASH}/*.tsv" for p in PROPOSALS],
-        f"{importance}/units.tsv",
-        f"{importance}/occlusion-{MASKING_HASH}.tsv",
-        f"importance/{cris}/shard-*.tsv",
-        f"importance/{cris}/gather.tsv",
-        f"importance/{cris}/{Path(curves_dir()).name}.tsv",
-        f"heads/{Path(heads_dir()).name}.tsv",
+        *[f"concepts/{concepts_tag(p)}/*.tsv" for p in PROPOSALS],
+        f"units/{concepts_tag()}.tsv",
+        f"targets/{targets_tag()}.tsv",
+        f"occlusion/{occlusion_tag()}.tsv",
+        f"cris/{cris_tag()}/shard-*.tsv",
+        f"cris_gather/{cris_tag()}.tsv",
+        f"curves/{curves_tag()}.tsv",
+        f"heads/{heads_tag()}.tsv",
     ]
     if DEMO:
-        patterns += [
-            "demo/demo_data.tsv",
-            f"validation/{Path(validation_dir()).name}.tsv",
-        ]
+        patterns += ["demo_data/demo_data.tsv", f"validation/{validation_tag()}.tsv"]
     return [f"{RESULTS}/benchmarks/{p}" for p in patterns]
+
+
+def named_inputs(wildcards, input) -> list[str]:
+    """``NAME=path`` for every named input but the code: how the report takes its inputs."""
+    pairs = []
+    for name, paths in input.items():
+        if name != "code":
+            pairs += [f"{name}={path}" for path in ([paths] if isinstance(paths, str) else paths)]
+    return pairs

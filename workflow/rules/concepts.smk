@@ -10,11 +10,11 @@ rule concepts:
         directory(concept_store("{proposals}", "{layer}")),
     log:
         log_path(
-            "concepts", f"{FEATURES_TAG}-{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}"
+            "concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}"
         ),
     benchmark:
         benchmark_path(
-            "concepts", f"{FEATURES_TAG}-{{proposals}}-{CONCEPTS_HASH}/layer-{{layer}}"
+            "concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}"
         )
     conda:
         ENV
@@ -30,25 +30,25 @@ rule concepts:
         " --device {resources.device} {input.tubelets:q} > {log:q} 2>&1"
 
 
-rule validate_concepts:
+rule validation:
     """Demo only: best concept per ground-truth role, SLIC tubelets vs. random crops."""
     input:
         slic=concept_stores("slic"),
         random_crops=concept_stores("random_crops"),
-        decoded=[decode_store(video) for video in SAMPLES.index],
+        decoded=decode_stores(),
         ground_truth=f"{DEMO_DIR}/ground_truth.zarr",
         code=code("validation"),
     output:
         best=report(
-            f"{validation_dir()}/concept_validation.tsv",
+            validation_tables()[0],
             caption="../report/validation.rst",
             category="Validation",
         ),
-        scores=f"{validation_dir()}/concept_scores.tsv",
+        scores=validation_tables()[1],
     log:
-        log_path("validation", Path(validation_dir()).name),
+        log_path("validation", validation_tag()),
     benchmark:
-        benchmark_path("validation", Path(validation_dir()).name)
+        benchmark_path("validation", validation_tag())
     conda:
         ENV
     resources:

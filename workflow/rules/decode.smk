@@ -22,17 +22,17 @@ rule decode:
         " --settings {params.settings:q} --on-bad-video {params.on_bad_video} > {log:q} 2>&1"
 
 
-rule skipped_videos:
+rule skipped:
     """Table of videos the decode stage skipped, with reasons (empty when none)."""
     input:
-        stores=[decode_store(video) for video in SAMPLES.index],
-        code=code("decode"),
+        stores=decode_stores(),
+        code=code("skipped"),
     output:
         skipped_table(),
     log:
-        log_path("decode", f"{DECODE_HASH}/skipped"),
+        log_path("skipped", DECODE_HASH),
     benchmark:
-        benchmark_path("decode", f"{DECODE_HASH}/skipped")
+        benchmark_path("skipped", DECODE_HASH)
     conda:
         ENV
     resources:

@@ -1,7 +1,7 @@
 rule demo_data:
     """Synthetic event videos (H.264) and their ground-truth masks, from a seed."""
     input:
-        code=code("synthetic"),
+        code=code("demo_data"),
     output:
         videos=expand(
             "{dir}/videos/{video}.mp4",
@@ -11,9 +11,9 @@ rule demo_data:
         samples=f"{DEMO_DIR}/samples.tsv",
         ground_truth=directory(f"{DEMO_DIR}/ground_truth.zarr"),
     log:
-        log_path("demo", "demo_data"),
+        log_path("demo_data", "demo_data"),
     benchmark:
-        benchmark_path("demo", "demo_data")
+        benchmark_path("demo_data", "demo_data")
     conda:
         ENV
     resources:
@@ -24,21 +24,21 @@ rule demo_data:
         videos_per_event=config["demo"]["videos_per_event"],
         seed=config["demo"]["seed"],
     shell:
-        "videoconcepts demo-data --out {params.out:q} --videos-per-event {params.videos_per_event}"
+        "videoconcepts demo_data --out {params.out:q} --videos-per-event {params.videos_per_event}"
         " --seed {params.seed} > {log:q} 2>&1"
 
 
 rule train_demo_model:
     """Retrain the shipped demo model from its seed (not part of the default run)."""
     input:
-        code=code("demo.train"),
+        code=code("train_demo_model"),
     output:
-        weights=f"{RESULTS}/demo_model/model.safetensors",
-        report=f"{RESULTS}/demo_model/training.json",
+        weights=f"{RESULTS}/train_demo_model/model.safetensors",
+        report=f"{RESULTS}/train_demo_model/training.json",
     log:
-        log_path("demo", "train_demo_model"),
+        log_path("train_demo_model", "train_demo_model"),
     benchmark:
-        benchmark_path("demo", "train_demo_model")
+        benchmark_path("train_demo_model", "train_demo_model")
     conda:
         ENV
     # not workflow.cores: a cluster run without --cores has none and fails to parse;
@@ -50,4 +50,4 @@ rule train_demo_model:
     params:
         out=lambda wildcards, output: Path(output.weights).parent,
     shell:
-        "python -m videoconcepts.demo.train --out {params.out:q} > {log:q} 2>&1"
+        "videoconcepts train_demo_model --out {params.out:q} --threads {threads} > {log:q} 2>&1"

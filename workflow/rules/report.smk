@@ -4,15 +4,15 @@ rule report:
         units=units_store(),
         concepts=concept_stores(),
         features=feature_stores(),
-        decoded=[decode_store(video) for video in SAMPLES.index],
-        cris=f"{cris_dir()}/concept_importance.tsv",
-        stability=f"{cris_dir()}/stability.tsv",
+        decoded=decode_stores(),
+        cris=cris_tables()["importance"],
+        stability=cris_tables()["stability"],
         occlusion=occlusion_table(),
-        curves=f"{curves_dir()}/attribution_curves.tsv",
-        fidelity=f"{curves_dir()}/fidelity.tsv",
-        checks=f"{curves_dir()}/fidelity_checks.tsv",
-        heads=f"{heads_dir()}/head_importance.tsv",
-        pruning=f"{heads_dir()}/pruning_curve.tsv",
+        curves=curves_tables()["attribution_curves"],
+        fidelity=curves_tables()["fidelity"],
+        checks=curves_tables()["fidelity_checks"],
+        heads=heads_tables()["importance"],
+        pruning=heads_tables()["pruning"],
         skipped=skipped_table(),
         validation=validation_tables()[:1] if DEMO else [],
         code=code("report"),
@@ -24,9 +24,9 @@ rule report:
             category="Report",
         ),
     log:
-        log_path("report", Path(report_dir()).parent.name),
+        log_path("report", Path(report_dir()).name),
     benchmark:
-        benchmark_path("report", Path(report_dir()).parent.name)
+        benchmark_path("report", Path(report_dir()).name)
     conda:
         ENV
     resources:
@@ -35,17 +35,9 @@ rule report:
     params:
         settings=json.dumps(REPORT_SETTINGS),
         run_settings=json.dumps(run_settings()),
-        benchmarks=run_benchmarks(),
-        validation=lambda wc, input: (
-            f"--validation '{input.validation[0]}'" if input.validation else ""
-        ),
+        benchmarks=lambda wc: [f"benchmarks={p}" for p in run_benchmarks()],
+        inputs=named_inputs,
     shell:
         "videoconcepts report --out {output:q} --settings {params.settings:q}"
-        " --run-settings {params.run_settings:q} --units {input.units:q}"
-        " --cris {input.cris:q} --stability {input.stability:q}"
-        " --occlusion {input.occlusion:q} --curves {input.curves:q}"
-        " --fidelity {input.fidelity:q} --checks {input.checks:q}"
-        " --heads {input.heads:q} --pruning {input.pruning:q}"
-        " --skipped {input.skipped:q} --benchmarks {params.benchmarks:q}"
-        " {params.validation} --concepts {input.concepts:q}"
-        " --features {input.features:q} > {log:q} 2>&1"
+        " --run-settings {params.run_settings:q} {params.inputs:q} {params.benchmarks:q}"
+        " > {log:q} 2>&1"

@@ -3,12 +3,11 @@
 Reproduces the weights shipped in ``videoconcepts/demo/weights`` (seeded; bit-exact
 results need the same torch build and thread count):
 
-    python -m videoconcepts.demo.train --out src/videoconcepts/demo/weights
+    videoconcepts train_demo_model --out src/videoconcepts/demo/weights --threads 2
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -18,10 +17,10 @@ import torch
 from tqdm import tqdm
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from videoconcepts.checkpoints import IMAGENET_MEAN, IMAGENET_STD
-from videoconcepts.decode import DecodeSettings, decode_clip
+from videoconcepts.methods.decoding import DecodeSettings, decode_clip
+from videoconcepts.demo.synthetic import EVENTS, generate_dataset
 from videoconcepts.models.videomae import VideoMAEAdapter
-from videoconcepts.synthetic import EVENTS, generate_dataset
+from videoconcepts.plan.checkpoints import IMAGENET_MEAN, IMAGENET_STD
 
 LEARNING_RATE = 1e-3
 CLIP = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64)
@@ -107,22 +106,3 @@ def train(
     }
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-per-event", type=int, default=150)
-    parser.add_argument("--val-per-event", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args(argv)
-    report = train(
-        args.out, args.seed, args.train_per_event, args.val_per_event, args.epochs, args.batch
-    )
-    print(f"held-out accuracy: {report['val_accuracy']:.3f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -6,15 +6,15 @@ from typing import Any
 
 import transformers
 
-from videoconcepts.checkpoints import MissingCheckpointError, normalisation, resolve_checkpoint
-from videoconcepts.devices import pick_device
-from videoconcepts.families import FAMILIES, ModelSpec, resolve_family, resolve_model
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
+from videoconcepts.models.devices import pick_device
 from videoconcepts.models.timesformer import TimesformerAdapter
 from videoconcepts.models.videomae import VideoMAEAdapter, VideoMAEPretrainingAdapter
 from videoconcepts.models.vivit import VivitAdapter
 from videoconcepts.models.vjepa2 import VJEPA2Adapter
 from videoconcepts.models.xclip import XCLIPAdapter
+from videoconcepts.plan.checkpoints import MissingCheckpointError, normalisation, resolve_checkpoint
+from videoconcepts.plan.families import FAMILIES, ModelSpec, resolve_family, resolve_model
 
 __all__ = [
     "HEAD_KINDS",

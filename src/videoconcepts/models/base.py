@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from videoconcepts.families import FAMILIES, ModelSpec
+from videoconcepts.plan.families import FAMILIES, ModelSpec
 
 HeadKind = Literal["keys", "queries", "values"]
 HEAD_KINDS: tuple[HeadKind, ...] = ("keys", "queries", "values")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from videoconcepts.checkpoints import IMAGENET_MEAN, IMAGENET_STD
 from videoconcepts.models.base import ModelAdapter, TokenGrid
+from videoconcepts.plan.checkpoints import IMAGENET_MEAN, IMAGENET_STD
 
 
 class VideoMAEAdapter(ModelAdapter):

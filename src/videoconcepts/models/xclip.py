@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
-from videoconcepts.checkpoints import resolve_checkpoint
 from videoconcepts.models.base import ModelAdapter, TokenGrid
+from videoconcepts.plan.checkpoints import resolve_checkpoint
 
 
 class XCLIPAdapter(ModelAdapter):

@@ -1,0 +1,1 @@
+"""Pure methods on arrays and tables, importable and testable without Snakemake."""

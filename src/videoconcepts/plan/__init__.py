@@ -1,0 +1,1 @@
+"""Parse-time planning: settings, samples, checkpoints, families, rule sources. No torch."""

@@ -1,0 +1,198 @@
+"""The model families we support, as facts read from a checkpoint's ``config.json``.
+
+No torch here: the Snakefile resolves the model at parse time, so a wrong family, a
+missing checkpoint or an unsupported input size fails before any job runs. The
+adapters that run the models live in :mod:`videoconcepts.models`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from videoconcepts.plan.checkpoints import TOKENIZER, WEIGHTS, read_model_config, require_files
+
+
+@dataclass(frozen=True)
+class Family:
+    """What one family is: how to recognise its checkpoints and what it scores.
+
+    ``config_path`` is where the vision encoder's settings sit in ``config.json``
+    (X-CLIP nests them under ``vision_config``); ``frames_key``/``size_key`` name its
+    clip length and input side there.
+    """
+
+    name: str
+    model_type: str
+    architecture: str
+    metrics: tuple[str, ...]
+    has_classes: bool = True
+    config_path: tuple[str, ...] = ()
+    frames_key: str = "num_frames"
+    size_key: str = "image_size"
+    attention: tuple[str, ...] = ()
+    compactness: float = 0.1
+
+    @property
+    def default_metric(self) -> str:
+        return self.metrics[0]
+
+    def vision_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        for key in self.config_path:
+            config = config[key]
+        return config
+
+
+CLASSIFIER_METRICS = ("correctness", "prob", "logit", "loss")
+
+# SLIC compactness: VTCD's 0.1 for every family; feature scales differ, so
+# `tubelets.compactness` overrides it per run.
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("videomae", "videomae", "VideoMAEForVideoClassification", CLASSIFIER_METRICS),
+        Family(
+            "videomae_pretraining",
+            "videomae",
+            "VideoMAEForPreTraining",
+            ("reconstruction",),
+            has_classes=False,
+        ),
+        Family(
+            "timesformer",
+            "timesformer",
+            "TimesformerForVideoClassification",
+            CLASSIFIER_METRICS,
+            attention=("spatial", "temporal"),
+        ),
+        Family("vivit", "vivit", "VivitForVideoClassification", CLASSIFIER_METRICS),
+        Family(
+            "xclip",
+            "xclip",
+            "XCLIPModel",
+            ("similarity", "correctness"),
+            config_path=("vision_config",),
+        ),
+        Family(
+            "vjepa2",
+            "vjepa2",
+            "VJEPA2ForVideoClassification",
+            CLASSIFIER_METRICS,
+            frames_key="frames_per_clip",
+            size_key="crop_size",
+        ),
+    )
+}
+
+
+def detect_family(config: dict[str, Any]) -> Family:
+    """The family of a checkpoint from its ``model_type`` and saved architecture."""
+    model_type = config.get("model_type")
+    architectures = config.get("architectures") or []
+    for family in FAMILIES.values():
+        if family.model_type == model_type and family.architecture in architectures:
+            return family
+    known = ", ".join(f"{f.name} ({f.architecture})" for f in FAMILIES.values())
+    raise ValueError(
+        f"model_type {model_type!r} with architectures {architectures} has no adapter; "
+        f"supported: {known}"
+    )
+
+
+def resolve_family(checkpoint: str, family: str | None) -> Family:
+    """The checkpoint's family, checked against the one the config names (if any)."""
+    try:
+        detected = detect_family(read_model_config(checkpoint))
+    except ValueError as err:
+        raise ValueError(f"checkpoint {checkpoint!r}: {err}") from None
+    if family is not None and family != detected.name:
+        raise ValueError(
+            f"model.family is {family!r} but checkpoint {checkpoint!r} is a {detected.name} "
+            f"model ({detected.architecture}); set model.family to {detected.name!r} or "
+            "leave it unset"
+        )
+    return detected
+
+
+def class_names(spec: ModelSpec) -> list[str]:
+    """Names of the classes a model scores: the checkpoint's ``id2label``, or
+    ``model.classes`` for video-text models; empty for models without classes."""
+    if spec.classes is not None:
+        return list(spec.classes)
+    if not FAMILIES[spec.family].has_classes:
+        return []
+    id2label = read_model_config(spec.checkpoint).get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def model_facts(checkpoint: str) -> dict[str, Any]:
+    """Family, layer count, clip length and input side of a checkpoint."""
+    config = read_model_config(checkpoint)
+    family = detect_family(config)
+    vision = family.vision_config(config)
+    return {
+        "family": family.name,
+        "num_layers": int(vision["num_hidden_layers"]),
+        "num_frames": int(vision[family.frames_key]),
+        "size": int(vision[family.size_key]),
+        "compactness": family.compactness,
+    }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that picks and configures the model; stages load it with this."""
+
+    checkpoint: str
+    family: str
+    attention: str | None = None
+    classes: list[str] | None = None
+    reconstruction_mask_ratio: float | None = None
+
+
+# VideoMAE hides 90% of the tubes from its encoder in pre-training.
+RECONSTRUCTION_MASK_RATIO = 0.9
+
+
+def resolve_model(model: dict[str, Any], labels: list[str] | None = None) -> ModelSpec:
+    """The config's ``model`` section checked against the checkpoint, defaults filled in.
+
+    ``labels`` are the sample sheet's labels: a video-text model scores them as its
+    class names unless ``model.classes`` lists them.
+    """
+    checkpoint = model["checkpoint"]
+    family = resolve_family(checkpoint, model.get("family"))
+    require_files(checkpoint, "weights", WEIGHTS)
+    if family.name == "xclip":
+        require_files(checkpoint, "tokenizer for the class names", TOKENIZER)
+    attention, classes = model.get("attention"), model.get("classes")
+    ratio = model.get("reconstruction_mask_ratio")
+    if family.attention:
+        attention = attention or family.attention[0]
+        if attention not in family.attention:
+            raise ValueError(
+                f"model.attention {attention!r} is not one of {family.name}'s "
+                f"attentions ({', '.join(family.attention)})"
+            )
+    elif attention is not None:
+        raise ValueError(f"model.attention only applies to timesformer, not {family.name}")
+    if family.name == "xclip":
+        classes = classes or sorted({label for label in labels or [] if label})
+        if not classes:
+            raise ValueError(
+                "model.classes is needed for xclip (the text the videos are scored against): "
+                "list the class names, or give the sample sheet a label column"
+            )
+    elif classes is not None:
+        raise ValueError(
+            f"model.classes only applies to video-text models (xclip); {family.name} "
+            "takes its class names from the checkpoint"
+        )
+    if family.name == "videomae_pretraining":
+        ratio = RECONSTRUCTION_MASK_RATIO if ratio is None else ratio
+    elif ratio is not None:
+        raise ValueError(
+            f"model.reconstruction_mask_ratio only applies to videomae_pretraining, not "
+            f"{family.name}"
+        )
+    return ModelSpec(checkpoint, family.name, attention, classes, ratio)

@@ -1,0 +1,209 @@
+"""Resolve each stage's settings from the workflow config and name its output folder.
+
+Hyperparameters that change a stage's results go into a short hash in that stage's
+output path, so earlier variants stay on disk and switching back reuses them. The
+resolved values are also written into each store's attributes. No torch here: the
+Snakefile imports this at parse time.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+from videoconcepts.plan.families import FAMILIES, ModelSpec, class_names, model_facts, resolve_model
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Eight hex digits naming a resolved settings dict (key order does not matter)."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def job_gpus(device: str) -> int:
+    """GPUs a job running on ``device`` asks the scheduler for (its ``gpu`` resource).
+
+    ``cuda`` and ``cuda:N`` ask for one, ``cpu`` for none. ``auto`` asks for one when
+    the machine parsing the workflow shows an NVIDIA GPU (a ``/dev/nvidia<N>`` node that
+    ``CUDA_VISIBLE_DEVICES`` does not hide), judged without torch because this runs at
+    parse time. On a cluster that machine is the submit host, so ``auto`` on a login
+    node without a GPU asks for none and the job runs on whatever node it gets.
+    """
+    if device == "cpu":
+        return 0
+    if device.startswith("cuda"):
+        return 1
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    return int(not hidden and bool(glob.glob("/dev/nvidia[0-9]*")))
+
+
+def resolve_model_section(config: dict[str, Any], labels: list[str] | None = None) -> dict:
+    """The ``model`` section resolved against its checkpoint (family, defaults)."""
+    return asdict(resolve_model(config["model"], labels))
+
+
+def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
+    """Decode settings with the model's own input size and clip length filled in.
+
+    Position embeddings fix a model's clip length and input side, so other values
+    are refused here, before any job runs.
+    """
+    decode = config["decode"]
+    facts = model_facts(config["model"]["checkpoint"])
+    for key, expected in (("num_frames", facts["num_frames"]), ("size", facts["size"])):
+        if decode.get(key) not in (None, expected):
+            raise ValueError(
+                f"decode.{key} is {decode[key]} but the model ({facts['family']}, "
+                f"{config['model']['checkpoint']}) takes {expected}; leave decode.{key} "
+                "unset to use the model's own"
+            )
+    return {
+        "num_frames": facts["num_frames"],
+        "frame_stride": decode["frame_stride"],
+        "clip_start": decode["clip_start"],
+        "size": facts["size"],
+    }
+
+
+def resolve_features(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """Feature settings that shape the stored results (batch size and device do not).
+
+    ``model`` is the resolved model section (:func:`resolve_model_section`).
+    """
+    features = config["features"]
+    return {
+        "model": model,
+        "layers": sorted(features["layers"]) if features.get("layers") else None,
+        "heads": list(features["heads"]),
+        "residual": features["residual"],
+        "dtype": features["dtype"],
+        "videos_per_job": features["videos_per_job"],
+    }
+
+
+def shards(ids: list[str], per_job: int) -> list[list[str]]:
+    """Split sorted video ids into consecutive groups of at most ``per_job``."""
+    ordered = sorted(ids)
+    return [ordered[i : i + per_job] for i in range(0, len(ordered), per_job)]
+
+
+def analysed_layers(config: dict[str, Any]) -> list[int]:
+    """Model layers the features stage captures (all when unset), checked against the model."""
+    n_layers = model_facts(config["model"]["checkpoint"])["num_layers"]
+    layers = config["features"].get("layers")
+    if not layers:
+        return list(range(n_layers))
+    bad = [layer for layer in layers if layer >= n_layers]
+    if bad:
+        raise ValueError(
+            f"features.layers {bad} out of range: the model has {n_layers} layers (0-based)"
+        )
+    return sorted(layers)
+
+
+def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict[str, Any]:
+    """Tubelet settings the method uses (``method`` overrides the configured one).
+
+    Only the method's own parameters are kept, so tuning SLIC leaves the random-crop
+    baseline's outputs valid, and the other way round.
+    """
+    tubelets = config["tubelets"]
+    method = method or tubelets["method"]
+    resolved = {
+        "method": method,
+        "upsample": list(tubelets["upsample"]),
+        "min_share": tubelets["min_share"],
+        "head_kind": tubelets["head_kind"],
+    }
+    if method == "slic":
+        compactness = tubelets.get("compactness")
+        if compactness is None:
+            compactness = model_facts(config["model"]["checkpoint"])["compactness"]
+        resolved.update(n_segments=tubelets["n_segments"], compactness=compactness)
+    else:
+        resolved.update(n_crops=tubelets["n_crops"], seed=tubelets["seed"])
+    return resolved
+
+
+def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
+    concepts = config["concepts"]
+    return {key: concepts[key] for key in ("max_concepts", "selection", "max_iter", "tol", "seed")}
+
+
+# CRIS masks per run: the paper's 4,000 for real models; the demo's 120 concepts
+# reach a stable ranking with fewer (see docs/ARCHITECTURE.md).
+NUM_MASKS = {"demo": 512, "default": 4000}
+
+
+def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """How units are masked and scored; shared by CRIS, occlusion, curves and heads.
+
+    The metric defaults to the family's own (target class for classifiers, text
+    similarity for video-text models, reconstruction for self-supervised VideoMAE).
+    """
+    importance = config["importance"]
+    family = FAMILIES[model["family"]]
+    metric = importance.get("metric") or family.default_metric
+    if metric not in family.metrics:
+        raise ValueError(
+            f"importance.metric {metric!r} does not apply to {family.name} models "
+            f"(use one of: {', '.join(family.metrics)})"
+        )
+    target = importance["target"] if family.has_classes else "none"
+    return {
+        "model": model,
+        "metric": metric,
+        "target": target,
+        **{key: importance[key] for key in ("mode", "head_kind")},
+    }
+
+
+def check_targets(masking: dict[str, Any], labels: list[str]) -> None:
+    """Refuse, before any job runs, targets the model cannot score: a fixed target or a
+    sample-sheet label that is not one of its classes (names or indices)."""
+    if masking["target"] in ("none", "predicted"):
+        return
+    names = class_names(ModelSpec(**masking["model"]))
+    known = set(names) | {str(i) for i in range(len(names))}
+    fixed = masking["target"] not in ("auto", "label")
+    wanted = [str(masking["target"])] if fixed else sorted({label for label in labels if label})
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        source = "importance.target" if fixed else "sample sheet labels"
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ValueError(
+            f"{source} {unknown[:5]} are not classes of the model "
+            f"({masking['model']['checkpoint']}: {shown})"
+        )
+
+
+def resolve_targets(masking: dict[str, Any]) -> dict[str, Any]:
+    """What the targets stage needs of the masking settings: model, metric, target rule."""
+    return {key: masking[key] for key in ("model", "metric", "target")}
+
+
+def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
+    importance = config["importance"]
+    num_masks = importance.get("num_masks")
+    if num_masks is None:
+        num_masks = NUM_MASKS.get(config["model"]["checkpoint"], NUM_MASKS["default"])
+    return {
+        "num_masks": num_masks,
+        **{key: importance[key] for key in ("mask_ratio", "seed", "stop_when_stable")},
+    }
+
+
+def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["curves"])
+
+
+def resolve_heads(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["heads"])
+
+
+def resolve_report(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["report"])

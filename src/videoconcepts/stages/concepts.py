@@ -1,0 +1,139 @@
+"""concepts: Convex NMF per head of one layer, across every video's tubelets.
+
+Reads the tubelet stores of all shards for one layer, clusters each head's tubelet
+descriptors into concepts (number chosen by the k-means elbow or silhouette rule), and
+stores centroids, the tubelet-to-concept assignment and per-concept statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from videoconcepts.methods.cnmf import ConvexNMF, assign, choose_n_concepts
+from videoconcepts.models.devices import pick_device
+from videoconcepts.runtime import typed_json
+from videoconcepts.stores.base import atomic_store, write_array
+from videoconcepts.stores.concepts import ASSIGNMENT_COLUMNS, KIND
+from videoconcepts.stores.tubelets import open_tubelets, tubelet_table
+
+HELP = "Convex NMF concepts for one layer"
+
+
+@dataclass(frozen=True)
+class ConceptSettings:
+    max_concepts: int
+    selection: Literal["elbow", "silhouette"]
+    max_iter: int
+    tol: float
+    seed: int
+
+
+Settings = ConceptSettings
+
+
+def _gather(tubelet_stores: Sequence[Path]) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """All shards' tubelet tables (with shard/row/global video index) and descriptors."""
+    tables, descriptors, video_ids = [], [], []
+    for shard, path in enumerate(tubelet_stores):
+        store = open_tubelets(path)
+        table = tubelet_table(store)
+        table.insert(0, "row", np.arange(len(table)))
+        table.insert(0, "shard", shard)
+        table["video"] += len(video_ids)
+        video_ids.extend(store.attrs["video_ids"])
+        tables.append(table)
+        descriptors.append(store["descriptors"][...])
+    return pd.concat(tables, ignore_index=True), np.concatenate(descriptors), video_ids
+
+
+def fit_head(
+    X: np.ndarray, settings: ConceptSettings, device: torch.device
+) -> tuple[ConvexNMF, dict[int, float]]:
+    """Choose the number of concepts, then fit Convex NMF on one head's descriptors."""
+    k, scores = choose_n_concepts(X, settings.max_concepts, settings.selection, settings.seed)
+    model = ConvexNMF(k, settings.max_iter, settings.tol, settings.seed, device)
+    return model.fit(X), scores
+
+
+def write_concept_store(
+    tubelet_stores: Sequence[str | Path],
+    out: str | Path,
+    settings: ConceptSettings,
+    device: str,
+) -> int:
+    """Cluster every head of one layer into concepts; return the total number of concepts."""
+    stores = [Path(p) for p in tubelet_stores]
+    table, descriptors, video_ids = _gather(stores)
+    first = open_tubelets(stores[0]).attrs
+    n_heads, n_dims = first["num_heads"], descriptors.shape[1]
+    torch_device = pick_device(device)
+    centroids = np.full((n_heads, settings.max_concepts, n_dims), np.nan, np.float32)
+    counts = np.zeros((n_heads, settings.max_concepts, 2), np.int32)
+    concept = np.full(len(table), -1, np.int32)
+    fits = []
+    for head in tqdm(range(n_heads), desc=f"concepts layer {first['layer']}"):
+        rows = np.flatnonzero(table["head"].to_numpy() == head)
+        if len(rows) == 0:
+            raise ValueError(f"layer {first['layer']}, head {head}: no tubelets in {stores}")
+        model, scores = fit_head(descriptors[rows], settings, torch_device)
+        k = model.n_components
+        concept[rows] = assign(model.Z_)
+        centroids[head, :k] = model.components_
+        members = table.iloc[rows].assign(concept=concept[rows])
+        counts[head, :k, 0] = np.bincount(members["concept"], minlength=k)
+        counts[head, :k, 1] = (
+            members.groupby("concept")["video"].nunique().reindex(range(k), fill_value=0)
+        )
+        fits.append(
+            {
+                "head": head,
+                "n_concepts": k,
+                "n_tubelets": len(rows),
+                "n_iter": model.n_iter_,
+                "converged": model.converged_,
+                "loss": model.loss_history_[-1],
+                "selection_scores": {str(key): value for key, value in scores.items()},
+            }
+        )
+    assignment = table.assign(concept=concept)[list(ASSIGNMENT_COLUMNS)].to_numpy(np.int32)
+    with atomic_store(
+        out,
+        KIND,
+        layer=first["layer"],
+        head_kind=first["head_kind"],
+        grid=first["grid"],
+        video_ids=video_ids,
+        tubelet_stores=[str(p) for p in stores],
+        assignment_columns=list(ASSIGNMENT_COLUMNS),
+        assignment_rule="argmax of the tubelet's Convex NMF codes Z",
+        fits=fits,
+        device=str(torch_device),
+        settings=asdict(settings),
+    ) as group:
+        write_array(group, "centroids", centroids, chunks=(1, *centroids.shape[1:]))
+        write_array(group, "n_concepts", np.array([f["n_concepts"] for f in fits], np.int32))
+        write_array(group, "concept_counts", counts)
+        write_array(group, "assignment", assignment)
+    return sum(f["n_concepts"] for f in fits)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--settings", required=True, type=typed_json(Settings))
+    parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("tubelets", nargs="+", help="tubelet stores of every shard")
+
+
+def run(args: argparse.Namespace) -> None:
+    count = write_concept_store(args.tubelets, args.out, args.settings, args.device)
+    print(f"{count} concepts in {args.out}", file=sys.stderr)

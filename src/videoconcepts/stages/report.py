@@ -1,0 +1,38 @@
+"""report: the run's HTML report, one section per stage, from what the stages wrote.
+
+Inputs arrive by name (``NAME=path``, a name repeated for a list): the rule passes each
+of its named inputs, and each section reads the ones it shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from videoconcepts.report import cris, curves, heads, validation
+from videoconcepts.report import run as run_section
+from videoconcepts.report.page import Inputs, ReportSettings, write_report
+from videoconcepts.runtime import typed_json
+
+HELP = "the HTML report of a run"
+Settings = ReportSettings
+SECTIONS = [run_section.section, curves.section, cris.section, heads.section, validation.section]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="report folder (index.html inside)")
+    parser.add_argument("--settings", required=True, type=typed_json(Settings))
+    parser.add_argument("--run-settings", required=True, help="JSON resolved settings per stage")
+    parser.add_argument("inputs", nargs="+", help="NAME=path, one per input file")
+
+
+def run(args: argparse.Namespace) -> None:
+    named: dict[str, list[str]] = {}
+    for item in args.inputs:
+        name, _, path = item.partition("=")
+        named.setdefault(name, []).append(path)
+    index = write_report(
+        args.out, SECTIONS, Inputs(named), args.settings, json.loads(args.run_settings)
+    )
+    print(f"report: {index}", file=sys.stderr)

@@ -1,0 +1,128 @@
+"""validation: on the demo, how well concepts match the ground-truth object roles.
+
+Like the VTCD paper's concept-validation table: for each role (target, distractor,
+occluder, container), the best-matching concept over all layers and heads, scored by its
+mean IoU with the role's visible masks. IoU is computed on the tubelet grid (the grid SLIC
+ran on, upsampled toward frame resolution): ground-truth masks are taken at the clip's
+sampled frames, resized and cropped as the decode stage did, then area-resampled to the
+grid and thresholded at 0.5. The mean runs over the videos where the role is visible in
+the clip; a concept absent from such a video scores 0 there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+from skimage.transform import resize
+from tqdm import tqdm
+
+from videoconcepts.stores.base import open_store, write_table
+from videoconcepts.stores.concepts import ConceptSupport, open_concepts
+from videoconcepts.stores.decode import open_decoded
+
+HELP = "score concepts against the demo's ground truth"
+
+
+def role_masks_on_grid(
+    truth: zarr.Group, video_id: str, decoded: zarr.Group, grid: Sequence[int]
+) -> np.ndarray:
+    """(roles, T, H, W) bool ground truth of one video on the clip's tubelet grid."""
+    index = truth.attrs["video_ids"].index(video_id)
+    frames = truth["masks"][index][:, decoded.attrs["sampled_indices"]]  # (R, T, H, W)
+    top, left, height, width = decoded.attrs["crop_box"]
+    resized = tuple(decoded.attrs["resized_size"])
+    out = np.empty((len(frames), *grid), bool)
+    for r, role in enumerate(frames.astype(np.float32)):
+        role = resize(role, (len(role), *resized), order=0, anti_aliasing=False)
+        role = role[:, top : top + height, left : left + width]
+        out[r] = resize(role, tuple(grid), order=1, anti_aliasing=True) >= 0.5
+    return out
+
+
+def concept_role_iou(
+    concept_store: str | Path,
+    roles: Sequence[str],
+    truth_on_grid: Callable[[str, tuple[int, ...]], np.ndarray],
+) -> pd.DataFrame:
+    """Mean IoU of every (head, concept) of one layer with every role.
+
+    ``truth_on_grid(video_id, grid)`` gives the (roles, T, H, W) ground truth on the grid.
+    """
+    concepts = open_concepts(concept_store)
+    support = ConceptSupport(concepts)
+    n_heads = len(support.n_concepts)
+    records = []
+    for v, video_id in enumerate(tqdm(concepts.attrs["video_ids"], desc="validate")):
+        truth_grid = truth_on_grid(video_id, support.grid)
+        visible = truth_grid.any(axis=(1, 2, 3))
+        for head in range(n_heads):
+            masks = support.masks(head, v)[:, None]  # (k, 1, T, H, W)
+            inter = (masks & truth_grid[None]).sum(axis=(2, 3, 4))
+            union = (masks | truth_grid[None]).sum(axis=(2, 3, 4))
+            iou = inter / np.maximum(union, 1)
+            for concept, role in zip(*np.nonzero(np.broadcast_to(visible, iou.shape)), strict=True):
+                records.append((head, concept, roles[role], video_id, iou[concept, role]))
+    table = pd.DataFrame(records, columns=["head", "concept", "role", "video", "iou"])
+    summary = table.groupby(["role", "head", "concept"], as_index=False).agg(
+        mean_iou=("iou", "mean"), videos=("video", "nunique")
+    )
+    summary.insert(1, "layer", concepts.attrs["layer"])
+    return summary
+
+
+def validation_tables(
+    concept_stores: dict[str, Sequence[str | Path]],
+    ground_truth: str | Path,
+    decode_dir: str | Path,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(best concept per method and role, every concept's score) for proposal methods."""
+    truth = open_store(ground_truth, "ground_truth")
+
+    @functools.cache
+    def truth_on_grid(video_id: str, grid: tuple[int, ...]) -> np.ndarray:
+        # the same for every layer and method: resample each video's ground truth once
+        decoded = open_decoded(Path(decode_dir) / f"{video_id}.zarr")
+        return role_masks_on_grid(truth, video_id, decoded, grid)
+
+    roles = truth.attrs["roles"]
+    scores = pd.concat(
+        [
+            concept_role_iou(path, roles, truth_on_grid).assign(method=method)
+            for method, paths in concept_stores.items()
+            for path in paths
+        ],
+        ignore_index=True,
+    )
+    scores = scores[["method", "role", "layer", "head", "concept", "mean_iou", "videos"]]
+    best = scores.loc[scores.groupby(["method", "role"])["mean_iou"].idxmax()]
+    order = {role: i for i, role in enumerate(truth.attrs["roles"])}
+    best = best.sort_values(
+        ["role", "method"], key=lambda c: c.map(order) if c.name == "role" else c
+    ).reset_index(drop=True)
+    return best, scores.sort_values(["method", "layer", "head", "concept", "role"])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ground-truth", required=True)
+    parser.add_argument("--decode-dir", required=True)
+    parser.add_argument("--out", required=True, help="best concept per method and role")
+    parser.add_argument("--scores", required=True, help="every concept's score")
+    parser.add_argument("concepts", nargs="+", help="METHOD=concept store, one per layer")
+
+
+def run(args: argparse.Namespace) -> None:
+    stores: dict[str, list[str]] = {}
+    for item in args.concepts:
+        method, _, path = item.partition("=")
+        stores.setdefault(method, []).append(path)
+    best, scores = validation_tables(stores, args.ground_truth, args.decode_dir)
+    write_table(best, args.out, "%.4f")
+    write_table(scores, args.scores, "%.4f")
+    print(best.to_string(index=False), file=sys.stderr)

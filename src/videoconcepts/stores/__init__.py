@@ -1,0 +1,1 @@
+"""Zarr stores: the atomic, sealed store mechanics and tables, and one module per store kind."""
