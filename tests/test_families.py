@@ -242,7 +242,7 @@ def test_family_runs_through_the_workflow(family_checkpoint, tmp_path):
     store = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
     assert store.attrs["family"] == family
     assert store.attrs["settings"]["model"]["family"] == family
-    table = next((tmp_path / "results/importance").rglob("concept_importance.tsv"))
+    table = next((tmp_path / "results/cris_gather").rglob("concept_importance.tsv"))
     importance = pd.read_csv(table, sep="\t")
     assert len(importance) > 0 and importance["importance"].notna().all()
     assert set(importance["layer"]) == {1}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import defaults
 
-from videoconcepts.report import ReportInputs, _table
 from videoconcepts.report.cris import highlight
-from videoconcepts.report.page import Markup, ReportSettings, write_report
+from videoconcepts.report.page import Inputs, Markup, ReportSettings, table, write_report
+from videoconcepts.stages.report import SECTIONS
 from videoconcepts.report.run import stage_times
 
 
@@ -49,29 +50,17 @@ def test_stage_times_sum_this_runs_jobs_per_stage(tmp_path):
 
 def test_tables_escape_text_but_keep_our_markup():
     clip = Markup('<img src="a.webp">')
-    table = _table(pd.DataFrame({"id": ["<script>x</script>", "<img src=x>"], "clip": [clip, ""]}))
-    assert "&lt;script&gt;" in table and "<script>" not in table
-    assert '<img src="a.webp">' in table
+    html = table(pd.DataFrame({"id": ["<script>x</script>", "<img src=x>"], "clip": [clip, ""]}))
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert '<img src="a.webp">' in html
 
 
 def test_a_failed_report_leaves_no_folder_that_looks_finished(tmp_path):
     missing = str(tmp_path / "missing.tsv")
-    inputs = ReportInputs(
-        units=missing,
-        concept_stores=[],
-        feature_stores=[],
-        cris=missing,
-        stability=missing,
-        occlusion=missing,
-        curves=missing,
-        fidelity=missing,
-        checks=missing,
-        heads=missing,
-        pruning=missing,
-        skipped=missing,
-    )
+    names = ("units", "cris", "stability", "occlusion", "curves", "fidelity", "checks")
+    inputs = Inputs({name: [missing] for name in (*names, "heads", "pruning", "skipped")})
     out = tmp_path / "run" / "report"
     out.parent.mkdir()
     with pytest.raises(FileNotFoundError, match="missing.tsv"):
-        write_report(out, inputs, ReportSettings(), {})
+        write_report(out, SECTIONS, inputs, ReportSettings(**defaults("report")), {})
     assert not out.exists()

@@ -15,12 +15,13 @@ from helpers import Plan, dry_run, write_config
 
 from videoconcepts.plan.sources import ROOT
 
-IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "attribution_curves": 1}
-CONCEPTS_ON = {"concepts": 4, "validate_concepts": 1, **IMPORTANCE, "report": 1, "all": 1}
+IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "curves": 1}
+CONCEPTS_ON = {"concepts": 4, "validation": 1, **IMPORTANCE, "report": 1, "all": 1}
 TUBELETS_ON = {"tubelets": 8, **CONCEPTS_ON}
 FEATURES_ON = {"features": 2, **TUBELETS_ON}
-DECODE_ON = {"decode": 6, "skipped_videos": 1, "head_importance": 1, **FEATURES_ON}
-CRIS_ON = {"cris": 2, "cris_gather": 1, "attribution_curves": 1, "report": 1, "all": 1}
+DECODE_ON = {"decode": 6, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
+CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
+REPORT_ON = {"report": 1, "all": 1}
 
 # One setting per stage -> the jobs it must plan (counts per rule), nothing else.
 SETTING_CHANGES = {
@@ -35,7 +36,7 @@ SETTING_CHANGES = {
     # the baseline feeds the demo's validation (and the report showing it) only
     "tubelets_random_crops": (
         {"tubelets": {"n_crops": 8}},
-        {"tubelets": 4, "concepts": 2, "validate_concepts": 1, "report": 1, "all": 1},
+        {"tubelets": 4, "concepts": 2, "validation": 1, **REPORT_ON},
     ),
     # switching methods reuses the concepts the validation already computed
     "tubelets_method": (
@@ -45,12 +46,17 @@ SETTING_CHANGES = {
     "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
     "cris": ({"importance": {"num_masks": 24}}, CRIS_ON),
     "cris_shards": ({"importance": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
-    "masking": (  # every job that masks the model
+    "masking": (  # every job that masks the model, and the targets scored by the metric
         {"importance": {"metric": "logit"}},
-        {**CRIS_ON, "occlusion": 1, "head_importance": 1},
+        {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1},
     ),
-    "curves": ({"curves": {"steps": 5}}, {"attribution_curves": 1, "report": 1, "all": 1}),
-    "heads": ({"heads": {"held_out": 0.5}}, {"head_importance": 1, "report": 1, "all": 1}),
+    # the masking mode does not change what a video's target or unmasked score is
+    "masking_mode": (
+        {"importance": {"mode": "zero"}},
+        {**CRIS_ON, "occlusion": 1, "heads": 1},
+    ),
+    "curves": ({"curves": {"steps": 5}}, {"curves": 1, **REPORT_ON}),
+    "heads": ({"heads": {"held_out": 0.5}}, {"heads": 1, **REPORT_ON}),
     "report": ({"report": {"top_concepts": 5}}, {"report": 1, "all": 1}),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
@@ -90,15 +96,36 @@ def test_changed_setting_reruns_its_stage_and_downstream_into_new_paths(
     assert overwritten == []
 
 
-# Edited module -> the jobs it must plan.
-MODULE_EDITS = {
-    "features.py": FEATURES_ON,
-    "proposals.py": TUBELETS_ON,  # a helper of the tubelets stage, both methods use it
-    "cnmf.py": CONCEPTS_ON,
-    # the units store module is read by every masking job, heads included
-    "units.py": {**IMPORTANCE, "head_importance": 1, "report": 1, "all": 1},
-    "heads.py": {"head_importance": 1, "report": 1, "all": 1},
+# Edited module -> the jobs it must plan: every method module, and the stage and store
+# modules whose reach is easy to get wrong.
+MASKING_ON = {"cris": 2, "cris_gather": 1, "occlusion": 1, "curves": 1, "heads": 1, **REPORT_ON}
+METHOD_EDITS = {
+    "methods/decoding.py": DECODE_ON,
+    "methods/proposals.py": TUBELETS_ON,  # both tubelet methods use it
+    "methods/cnmf.py": CONCEPTS_ON,
+    "methods/tokens.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},
+    "methods/objectives.py": {"targets": 1, **MASKING_ON},
+    "methods/cris.py": {**CRIS_ON, "heads": 1},  # head importance is CRIS over heads
+    "methods/ranking.py": {"cris_gather": 1, "occlusion": 1, "curves": 1, "heads": 1, **REPORT_ON},
+    "methods/occlusion.py": {"occlusion": 1, "curves": 1, **REPORT_ON},
+    "methods/curves.py": {"curves": 1, **REPORT_ON},
+    "methods/removal.py": {"curves": 1, "heads": 1, **REPORT_ON},
+    "methods/pruning.py": {"heads": 1, **REPORT_ON},
 }
+MODULE_EDITS = {
+    **METHOD_EDITS,
+    "stages/features.py": FEATURES_ON,
+    "stages/targets.py": {"targets": 1, **MASKING_ON},
+    "models/scorer.py": MASKING_ON,
+    # the units store module is read by every masking job, heads included
+    "stores/units.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},
+    "report/heads.py": REPORT_ON,
+}
+
+
+def test_every_method_module_has_its_rerun_test():
+    methods = {f"methods/{p.name}" for p in (ROOT / "methods").glob("*.py")}
+    assert methods - {"methods/__init__.py"} == set(METHOD_EDITS)
 
 
 @pytest.mark.parametrize("module", MODULE_EDITS)
@@ -117,26 +144,10 @@ def test_edited_module_reruns_its_stage_and_downstream_only(module, finished_run
 
 
 def test_every_rule_depends_on_the_modules_it_runs(finished_run):
-    """Each job lists its stage module (and the store module) among its inputs."""
-    stage_module = {
-        "demo_data": "synthetic.py",
-        "decode": "decode.py",
-        "skipped_videos": "decode.py",
-        "features": "features.py",
-        "tubelets": "tubelets.py",
-        "concepts": "concepts.py",
-        "validate_concepts": "validation.py",
-        "units": "concept_units.py",
-        "cris": "importance.py",
-        "cris_gather": "importance.py",
-        "occlusion": "attribution.py",
-        "attribution_curves": "attribution.py",
-        "head_importance": "heads.py",
-        "report": "report.py",
-    }
+    """Each job lists its stage module (named as the rule) and the store module among its
+    inputs."""
     plan = dry_run(finished_run, "--forceall")
-    assert set(plan.jobs) - {"all", "total"} == set(stage_module)
     for job in plan.job_list:
         if job.rule != "all":
-            expected = {str(ROOT / stage_module[job.rule]), str(ROOT / "stores.py")}
+            expected = {str(ROOT / "stages" / f"{job.rule}.py"), str(ROOT / "stores" / "base.py")}
             assert expected <= set(job.inputs), job.rule

@@ -148,7 +148,7 @@ def test_killed_jobs_leave_nothing_that_looks_complete_and_resume_bitwise(finish
     reruns give the uninterrupted run's stores bit for bit."""
     work = copy_run(finished_run, tmp_path / "run")
     features = next(work.glob("results/features/*/shard-001.zarr"))
-    cris = next(work.glob("results/importance/*/cris-*/shards-2x4/shard-001.zarr"))
+    cris = next(work.glob("results/cris/*/shards-2x4/shard-001.zarr"))
     targets = [str(p.relative_to(work)) for p in (features, cris)]
     shutil.rmtree(features)
     shutil.rmtree(cris)
@@ -161,7 +161,7 @@ def test_killed_jobs_leave_nothing_that_looks_complete_and_resume_bitwise(finish
     assert _temps(features) and not features.exists()  # a crash leaves the hidden temp only
     run_snakemake(work, "--unlock")  # what Snakemake asks for after a crash
 
-    cris_log = next(work.glob("results/logs/importance/*/cris-*/shards-2x4/shard-001.log"))
+    cris_log = next(work.glob("results/logs/cris/*/shards-2x4/shard-001.log"))
     cris_log.unlink()  # the finished run's
     scoring = lambda: cris_log.exists() and "CRIS shard" in cris_log.read_text()  # noqa: E731
     with Run(work, targets[1], "--rerun-incomplete") as run:
@@ -258,7 +258,7 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
 
 def _gathered(workdir: Path, layout: str) -> tuple[Path, Path]:
     """A run's CRIS table (by shard layout) and the units store it was computed from."""
-    table = next(workdir.glob(f"results/importance/*/cris-*/{layout}/concept_importance.tsv"))
+    table = next(workdir.glob(f"results/cris_gather/*/{layout}/concept_importance.tsv"))
     return table, table.parents[2] / "units.zarr"
 
 

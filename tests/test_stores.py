@@ -79,7 +79,7 @@ def test_sigkilled_writer_leaves_no_store_and_rerun_recovers(tmp_path):
         sys.executable,
         "-m",
         "videoconcepts",
-        "demo-data",
+        "demo_data",
         "--out",
         str(out),
         "--videos-per-event",

@@ -240,7 +240,7 @@ def test_ground_truth_store(datasets):
 
 
 def test_cli_writes_dataset_with_the_announced_ids(tmp_path, capsys):
-    cli_main(["demo-data", "--out", str(tmp_path), "--videos-per-event", "1", "--seed", "1"])
+    cli_main(["demo_data", "--out", str(tmp_path), "--videos-per-event", "1", "--seed", "1"])
     table = pd.read_csv(tmp_path / "samples.tsv", sep="\t")
     assert table["label"].tolist() == list(EVENTS)
     assert table["id"].tolist() == dataset_ids(1)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, messages, planned, run_snakemake, write_config
+from helpers import REPO, dry_run, messages, planned, run_snakemake, write_config
 
 from videoconcepts.stores.base import open_store
 from videoconcepts.stores.features import open_features
@@ -27,18 +27,19 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "demo_data": 1,
         "decode": 6,
         "features": 2,
-        "skipped_videos": 1,
+        "skipped": 1,
         "tubelets": 8,  # 2 shards x 2 layers x (slic, random_crops)
         "concepts": 4,  # 2 layers x 2 methods
-        "validate_concepts": 1,
+        "validation": 1,
         "units": 1,
+        "targets": 1,
         "cris": 2,
         "cris_gather": 1,
         "occlusion": 1,
-        "attribution_curves": 1,
-        "head_importance": 1,
+        "curves": 1,
+        "heads": 1,
         "report": 1,
-        "total": 32,
+        "total": 33,
     }
 
 
@@ -52,37 +53,41 @@ def test_run_produces_complete_stores(finished_run):
     assert shard["residual"].shape == (4, 2, 8, 8, 8, 64)
     assert shard.attrs["layers"] == [1, 3]
     # the demo model recognises its own synthetic events
-    truth = open_store(finished_run / "results/demo/n1-seed0/ground_truth.zarr", "ground_truth")
+    truth = open_store(finished_run / "results/demo_data/n1-seed0/ground_truth.zarr", "ground_truth")
     labels = truth["labels"][...]
     predicted = [open_features(s)["logits"][...].argmax(1) for s in stores]
     assert (labels == list(predicted[0]) + list(predicted[1])).mean() >= 5 / 6
-    skipped = next((finished_run / "results" / "decode").glob("*/skipped.tsv"))
+    skipped = next((finished_run / "results" / "skipped").glob("*/skipped.tsv"))
     assert skipped.read_text().splitlines() == ["id\tpath\treason"]
     validation = next((finished_run / "results" / "validation").glob("*/concept_validation.tsv"))
     best = pd.read_csv(validation, sep="\t")
     assert set(best["method"]) == {"slic", "random_crops"}
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
-    stages = ("decode", "features", "tubelets", "concepts", "validation", "importance", "heads")
-    for rule in (*stages, "report"):
+    rules = {job.rule for job in dry_run(finished_run, "--forceall").job_list} - {"all"}
+    assert len(rules) == 15
+    for rule in rules:  # outputs, logs and benchmarks under the rule's (= stage's) own name
+        assert (finished_run / "results" / rule).is_dir(), rule
+        assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule
+        assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv")), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log"))
         assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv"))
     assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
 
 
 def test_run_produces_importance_curves_and_head_pruning(finished_run):
-    importance = finished_run / "results/importance"
-    cris = next(importance.glob("*/cris-*/shards-2x4/concept_importance.tsv"))
+    results = finished_run / "results"
+    cris = next(results.glob("cris_gather/*/shards-2x4/concept_importance.tsv"))
     table = pd.read_csv(cris, sep="\t")
     assert set(table["layer"]) == {1, 3} and sorted(table["rank"]) == list(range(1, len(table) + 1))
     assert table["unit"].is_unique and table["stderr"].ge(0).all()
-    units = open_store(next(importance.glob("*/units.zarr")), "units")
+    units = open_store(next(results.glob("units/*/units.zarr")), "units")
     assert units["presence"].shape == (6, len(table))
     stability = pd.read_csv(cris.with_name("stability.tsv"), sep="\t")
     assert stability["n_masks"].iloc[-1] == 16
-    occlusion = pd.read_csv(next(importance.glob("*/occlusion-*/concept_importance.tsv")), sep="\t")
+    occlusion = pd.read_csv(next(results.glob("occlusion/*/concept_importance.tsv")), sep="\t")
     assert sorted(occlusion["unit"]) == sorted(table["unit"])
-    fidelity = pd.read_csv(next(cris.parent.glob("curves-*/fidelity.tsv")), sep="\t")
+    fidelity = pd.read_csv(next(results.glob("curves/*/shards-2x4-*/fidelity.tsv")), sep="\t")
     assert set(zip(fidelity["method"], fidelity["order"], strict=True)) == {
         ("cris", "positive"),
         ("cris", "negative"),
@@ -100,7 +105,7 @@ def test_run_produces_importance_curves_and_head_pruning(finished_run):
     )
     assert pruning.groupby("order")["heads_pruned"].apply(list).tolist() == [[0, 4, 8, 12, 16]] * 2
     assert (pruning["evaluated_on"] == "held-out videos").all()
-    logs = list((finished_run / "results/logs/importance").rglob("shard-*.log"))
+    logs = list((finished_run / "results/logs/cris").rglob("shard-*.log"))
     assert len(logs) == 2 and all("batch" in log.read_text() for log in logs)
 
 
@@ -127,7 +132,7 @@ def test_default_profile_is_picked_up(finished_run, tmp_path):
     assert "videoconcepts decode --video" in out
 
 
-MODEL_RULES = {"features", "concepts", "cris", "occlusion", "attribution_curves", "head_importance"}
+MODEL_RULES = {"features", "concepts", "targets", "cris", "occlusion", "curves", "heads"}
 
 
 def planned_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
@@ -182,9 +187,9 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
         tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64, "on_bad_video": "skip"}
     )
     # up to the skip table and the features, the first stage that reads the skip records
-    result = run_snakemake(tmp_path, "--until", "features", "skipped_videos", check=False)
+    result = run_snakemake(tmp_path, "--until", "features", "skipped", check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    skipped = next((tmp_path / "results/decode").glob("*/skipped.tsv")).read_text()
+    skipped = next((tmp_path / "results/skipped").glob("*/skipped.tsv")).read_text()
     assert "broken\t" in skipped and "not a readable video" in skipped
     shard = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
     assert shard.attrs["video_ids"] == ["good"]
@@ -216,7 +221,7 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; CI does)")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    index = next(finished_run.glob("results/run-*/report/index.html"))
+    index = next(finished_run.glob("results/report/run-*/index.html"))
     size = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file())
     assert size < 50e6
     problems, requests = [], []

@@ -167,7 +167,7 @@ def write_report(
     (building / "figures").mkdir(parents=True)
     (building / "clips").mkdir()
     context = Context(inputs, settings, run_settings, building)
-    body = "\n".join(section(context) for section in sections())
+    body = "\n".join(section(context) for section in sections)
     (building / "index.html").write_text(PAGE.format(body=body))
     shutil.rmtree(out, ignore_errors=True)
     building.rename(out)

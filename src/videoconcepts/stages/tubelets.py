@@ -35,8 +35,11 @@ class TubeletSettings(ProposalSettings):
 Settings = TubeletSettings
 
 
-def video_rng(settings: ProposalSettings, video_id: str) -> np.random.Generator:
-    """Per-video generator: random crops do not depend on shard layout or job order."""
+def video_rng(settings: ProposalSettings, video_id: str) -> np.random.Generator | None:
+    """Per-video generator of random crops (None for SLIC, which draws nothing), so crops do
+    not depend on shard layout or job order."""
+    if settings.method != "random_crops":
+        return None
     return np.random.default_rng([settings.seed, zlib.crc32(video_id.encode())])
 
 
