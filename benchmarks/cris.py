@@ -74,7 +74,7 @@ def plain_rate(adapter: ModelAdapter, clip: torch.Tensor, batch: int, n_masks: i
 
 
 def cris_rate(adapter, clip, tokens, masks, batch: int, mode: str) -> float:
-    settings = MaskingSettings("benchmark", mode=mode)
+    settings = MaskingSettings("benchmark", mode, "keys", "correctness", "none")
     layers = range(adapter.num_layers)
     with MaskScorer(adapter, layers, settings, batch_size=batch) as scorer:
         scorer.scores(clip[0].numpy(), tokens, masks[:batch], target=0)

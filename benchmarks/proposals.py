@@ -89,7 +89,13 @@ def main() -> None:
     print(f"volume {tuple(args.grid)} x{factors} -> {volume.shape[:3]}, C={args.channels}")
     print(f"upsample (trilinear)  {upsample_s * 1e3:7.1f} ms (median of {args.repeats})")
     for n_segments in args.segments:
-        settings = ProposalSettings(n_segments=n_segments, upsample=factors)
+        settings = ProposalSettings(
+            method="slic",
+            upsample=factors,
+            min_share=0.01,
+            n_segments=n_segments,
+            compactness=0.1,
+        )
         slic_s = statistics.median(
             timed(lambda s=settings: slic_tubelets(volume, s)) for _ in range(args.repeats)
         )

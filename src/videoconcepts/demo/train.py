@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from videoconcepts.methods.decoding import DecodeSettings, decode_clip
 from videoconcepts.demo.synthetic import EVENTS, generate_dataset
+from videoconcepts.methods.decoding import DecodeSettings, decode_clip
 from videoconcepts.models.videomae import VideoMAEAdapter
 from videoconcepts.plan.checkpoints import IMAGENET_MEAN, IMAGENET_STD
 

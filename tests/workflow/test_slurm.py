@@ -285,7 +285,9 @@ def test_workflow_on_slurm_matches_a_local_run(slurm_cluster, finished_run, tmp_
     # and gave what a local run gives, to the last bit (both on this CPU)
     here, there = result_tables(tmp_path), result_tables(finished_run)
     assert sorted(here) == sorted(there)
-    assert any("heads/" in name for name in here) and any(name.startswith("cris_gather/") for name in here)
+    assert any("heads/" in name for name in here) and any(
+        name.startswith("cris_gather/") for name in here
+    )
     for name, table in here.items():
         pd.testing.assert_frame_equal(table, there[name], check_exact=True, obj=name)
     stores = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("results/concepts/*/*.zarr"))

@@ -9,8 +9,8 @@ from helpers import defaults
 
 from videoconcepts.report.cris import highlight
 from videoconcepts.report.page import Inputs, Markup, ReportSettings, table, write_report
-from videoconcepts.stages.report import SECTIONS
 from videoconcepts.report.run import stage_times
+from videoconcepts.stages.report import SECTIONS
 
 
 def test_highlight_keeps_the_support_dims_the_rest_and_outlines_it():

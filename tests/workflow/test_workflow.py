@@ -53,7 +53,9 @@ def test_run_produces_complete_stores(finished_run):
     assert shard["residual"].shape == (4, 2, 8, 8, 8, 64)
     assert shard.attrs["layers"] == [1, 3]
     # the demo model recognises its own synthetic events
-    truth = open_store(finished_run / "results/demo_data/n1-seed0/ground_truth.zarr", "ground_truth")
+    truth = open_store(
+        finished_run / "results/demo_data/n1-seed0/ground_truth.zarr", "ground_truth"
+    )
     labels = truth["labels"][...]
     predicted = [open_features(s)["logits"][...].argmax(1) for s in stores]
     assert (labels == list(predicted[0]) + list(predicted[1])).mean() >= 5 / 6
