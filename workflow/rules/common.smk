@@ -46,9 +46,7 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 RESULTS = config["results"]
 ENV = "../../envs/videoconcepts.yaml"
 DEMO = config["samples"] == "demo"
-DEMO_DIR = (
-    f"{RESULTS}/demo_data/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
-)
+DEMO_DIR = f"{RESULTS}/demo_data/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
 
 
 def _load_samples() -> pd.DataFrame:
@@ -127,7 +125,8 @@ wildcard_constraints:
 
 def code(stage: str) -> list[str]:
     """Package files the rule's `videoconcepts <stage>` command runs (the stage module and
-    all it imports), as inputs: editing one reruns the rule and everything downstream."""
+    all it imports), as inputs: editing one reruns the rule and everything downstream.
+    """
     return stage_sources(f"stages.{stage}")
 
 
@@ -324,5 +323,8 @@ def named_inputs(wildcards, input) -> list[str]:
     pairs = []
     for name, paths in input.items():
         if name != "code":
-            pairs += [f"{name}={path}" for path in ([paths] if isinstance(paths, str) else paths)]
+            pairs += [
+                f"{name}={path}"
+                for path in ([paths] if isinstance(paths, str) else paths)
+            ]
     return pairs

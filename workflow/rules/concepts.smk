@@ -9,13 +9,9 @@ rule concepts:
     output:
         directory(concept_store("{proposals}", "{layer}")),
     log:
-        log_path(
-            "concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}"
-        ),
+        log_path("concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}"),
     benchmark:
-        benchmark_path(
-            "concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}"
-        )
+        benchmark_path("concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}")
     conda:
         ENV
     resources:

@@ -7,9 +7,7 @@ MASKING_RESOURCES = dict(
     masks_per_batch=config["importance"]["masks_per_batch"],
     device=config["importance"]["device"],
 )
-RUNTIME_ARGS = (
-    " --device {resources.device} --batch-size {resources.masks_per_batch} --threads {threads}"
-)
+RUNTIME_ARGS = " --device {resources.device} --batch-size {resources.masks_per_batch} --threads {threads}"
 
 
 rule targets:
