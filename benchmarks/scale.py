@@ -36,7 +36,8 @@ REDUCED = {
     "features": {"layers": [1, 3], "videos_per_job": 16},
     "tubelets": {"upsample": [1, 2, 2]},
     "concepts": {"max_iter": 500},
-    "importance": {"num_masks": 64, "masks_per_batch": 32, "shards": 2},
+    "cris": {"num_masks": 64, "shards": 2},
+    "masking": {"masks_per_batch": 32},
     "curves": {"steps": 5, "random_orders": 1},
     "heads": {"num_masks": 32, "pruning_steps": 4},
     "report": {"top_concepts": 10, "videos_per_concept": 2},
@@ -53,9 +54,9 @@ def run(per_event: int, workdir: Path, cores: int) -> float:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["demo"]["videos_per_event"] = per_event
+    config["demo"] = {"videos_per_event": per_event}
     for section, values in REDUCED.items():
-        config[section].update(values)
+        config.setdefault(section, {}).update(values)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}

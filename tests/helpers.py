@@ -70,11 +70,15 @@ def tiny_config(**overrides) -> dict:
     """The default config shrunk for tests (6 videos, 2 layers, few masks), then overrides:
     ``section={key: value}`` updates a section, ``section=value`` replaces it."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    for section, spec in schema["properties"].items():  # the schema's defaults, in full
+        config.setdefault(section, defaults(section) if "properties" in spec else spec["default"])
     config["demo"]["videos_per_event"] = 1
     config["features"]["videos_per_job"] = 4
     config["features"]["layers"] = [1, 3]
     config["concepts"]["max_iter"] = 500
-    config["importance"].update(num_masks=16, masks_per_batch=4)
+    config["cris"].update(num_masks=16)
+    config["masking"].update(masks_per_batch=4)
     config["curves"].update(steps=4, random_orders=1)
     config["heads"].update(num_masks=8, pruning_steps=4)
     for section, values in overrides.items():
@@ -188,3 +192,18 @@ def tubelet_settings(**overrides):
 
     head_kind = overrides.pop("head_kind", defaults("tubelets")["head_kind"])
     return TubeletSettings(**asdict(proposal_settings(**overrides)), head_kind=head_kind)
+
+
+def masking_settings(**overrides):
+    """Masking settings of the demo model: remove mode on keys, correctness of the label."""
+    from videoconcepts.models.scorer import MaskingSettings
+
+    values = {"mode": "remove", "head_kind": "keys", "metric": "correctness", "target": "label"}
+    return MaskingSettings("demo", **{**values, **overrides})
+
+
+def cpu(batch_size: int):
+    """The runtime options of a test job: CPU, ``batch_size`` per forward, one thread."""
+    from videoconcepts.runtime import Runtime
+
+    return Runtime("cpu", batch_size, 1)

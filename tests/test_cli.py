@@ -17,7 +17,11 @@ from videoconcepts.runtime import typed_json
 def test_every_rule_is_a_stage_module_and_a_subcommand():
     rules = set()
     for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
-        rules |= set(re.findall(r"^rule (\w+):", path.read_text(), re.M))
+        text = path.read_text()
+        for rule, body in re.findall(r"^rule (\w+):\n((?:\s.*\n?)*)", text, re.M):
+            rules.add(rule)
+            command = re.search(r'"videoconcepts (\w+)', body)
+            assert rule == "all" or (command and command[1] == rule), rule
     assert rules - {"all"} == set(stage_names())
     for name in stage_names():
         stage = load_stage(name)

@@ -236,7 +236,8 @@ def test_family_runs_through_the_workflow(family_checkpoint, tmp_path):
         tubelets={"n_segments": 4},
         concepts={"max_concepts": 3, "max_iter": 50},
         # a continuous metric: 8 masks rarely flip a random classifier's top class
-        importance={"num_masks": 8, "masks_per_batch": 4, "shards": 1, "metric": metric},
+        cris={"num_masks": 8, "shards": 1},
+        masking={"masks_per_batch": 4, "metric": metric},
     )
     run_snakemake(tmp_path, "--until", "cris_gather")
     store = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
@@ -266,8 +267,8 @@ def test_example_configs_plan_a_full_run(example, tmp_path, video_dir):
     settings["samples"] = str(tmp_path / "samples.tsv")
     settings["model"]["checkpoint"] = str(checkpoint)
     settings.setdefault("features", {})["layers"] = [1]  # the tiny model has two
-    if settings.get("importance", {}).get("target") not in (None, "auto", "label"):
-        settings["importance"]["target"] = CLASSES[0]  # a class the tiny model has
+    if settings.get("masking", {}).get("target") not in (None, "auto", "label"):
+        settings["masking"]["target"] = CLASSES[0]  # a class the tiny model has
     write_config(tmp_path, **settings)
     plan = planned(tmp_path)
     assert {"features", "tubelets", "concepts", "cris", "report"} <= plan.keys()
@@ -286,21 +287,21 @@ def test_a_hub_checkpoint_that_is_not_downloaded_says_how_to_get_it(tmp_path, vi
 
 
 @pytest.mark.parametrize(
-    ("importance", "error"),
+    ("masking", "error"),
     [
-        ({"target": "flying"}, r"importance.target \['flying'\] are not classes of the model"),
-        ({"metric": "similarity"}, "importance.metric 'similarity' does not apply to videomae"),
+        ({"target": "flying"}, r"masking.target \['flying'\] are not classes of the model"),
+        ({"metric": "similarity"}, "masking.metric 'similarity' does not apply to videomae"),
     ],
 )
 def test_targets_and_metrics_the_model_cannot_score_stop_the_plan(
-    importance, error, tmp_path, tiny_checkpoint, video_dir
+    masking, error, tmp_path, tiny_checkpoint, video_dir
 ):
     (tmp_path / "samples.tsv").write_text(f"path\tlabel\n{video_dir / 'wide.mp4'}\tmoves_left\n")
     write_config(
         tmp_path,
         samples=str(tmp_path / "samples.tsv"),
         model={"checkpoint": str(tiny_checkpoint)},
-        importance=importance,
+        masking=masking,
     )
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0

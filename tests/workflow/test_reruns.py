@@ -44,15 +44,15 @@ SETTING_CHANGES = {
         {**IMPORTANCE, "report": 1, "all": 1},
     ),
     "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
-    "cris": ({"importance": {"num_masks": 24}}, CRIS_ON),
-    "cris_shards": ({"importance": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
+    "cris": ({"cris": {"num_masks": 24}}, CRIS_ON),
+    "cris_shards": ({"cris": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
     "masking": (  # every job that masks the model, and the targets scored by the metric
-        {"importance": {"metric": "logit"}},
+        {"masking": {"metric": "logit"}},
         {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1},
     ),
     # the masking mode does not change what a video's target or unmasked score is
     "masking_mode": (
-        {"importance": {"mode": "zero"}},
+        {"masking": {"mode": "zero"}},
         {**CRIS_ON, "occlusion": 1, "heads": 1},
     ),
     "curves": ({"curves": {"steps": 5}}, {"curves": 1, **REPORT_ON}),
@@ -60,7 +60,7 @@ SETTING_CHANGES = {
     "report": ({"report": {"top_concepts": 5}}, {"report": 1, "all": 1}),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
-        {"features": {"batch_size": 3}, "importance": {"device": "cpu"}},
+        {"features": {"batch_size": 3}, "masking": {"device": "cpu"}},
         {},
     ),
 }

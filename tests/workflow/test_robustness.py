@@ -280,7 +280,7 @@ def test_results_are_identical_across_runs_and_shard_layouts(finished_run, tmp_p
     each): tubelets, concept assignments and importance are bit-identical; switching the
     layout back plans nothing (the first layout's outputs stayed)."""
     work = copy_run(finished_run, tmp_path / "run")
-    write_config(work, "variant.yaml", features={"videos_per_job": 6}, importance={"shards": 1})
+    write_config(work, "variant.yaml", features={"videos_per_job": 6}, cris={"shards": 1})
     run_snakemake(work, "--until", "cris_gather", configfile=work / "variant.yaml")
 
     base_table, base_units = _gathered(work, "shards-2x4")

@@ -149,7 +149,7 @@ def test_plan_on_the_slurm_profile_sizes_every_job_and_gives_model_jobs_a_gpu(tm
     when their device is CUDA, no job does on the CPU."""
     slurm = ("--workflow-profile", str(REPO / "profiles" / "slurm"))
     for device, gpus in (("cuda", 1), ("cpu", 0)):
-        stages = ("features", "concepts", "importance")
+        stages = ("features", "concepts", "masking")
         write_config(tmp_path, **{stage: {"device": device} for stage in stages})
         jobs = [(rule, res) for rule, res in planned_resources(tmp_path, *slurm) if rule != "all"]
         assert {rule for rule, _ in jobs} >= MODEL_RULES | {"decode", "report"}

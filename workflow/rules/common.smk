@@ -213,8 +213,7 @@ def cris_tag() -> str:
     the shard count and the masks per batch, so both name the folder. The gathered tables
     do not, but named so too, switching the layout back finds them instead of rerunning
     the gather, the curves and the report (as with features.videos_per_job)."""
-    imp = config["importance"]
-    layout = f"shards-{imp['shards']}x{imp['masks_per_batch']}"
+    layout = f"shards-{config['cris']['shards']}x{config['masking']['masks_per_batch']}"
     return f"{concepts_tag()}-{MASKING_HASH}-{CRIS_HASH}/{layout}"
 
 
@@ -223,7 +222,7 @@ def cris_shard(shard: str) -> str:
 
 
 def cris_shards() -> list[str]:
-    return [cris_shard(f"{i:03d}") for i in range(config["importance"]["shards"])]
+    return [cris_shard(f"{i:03d}") for i in range(config["cris"]["shards"])]
 
 
 def cris_tables() -> dict[str, str]:
@@ -282,7 +281,8 @@ def run_settings() -> dict:
         "masking": MASKING_SETTINGS,
         "cris": {
             **CRIS_SETTINGS,
-            **{k: config["importance"][k] for k in ("shards", "masks_per_batch")},
+            "shards": config["cris"]["shards"],
+            "masks_per_batch": config["masking"]["masks_per_batch"],
         },
         "curves": CURVES_SETTINGS,
         "heads": HEADS_SETTINGS,

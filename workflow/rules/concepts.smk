@@ -55,6 +55,6 @@ rule validation:
         concepts=lambda wc, input: [f"slic={p}" for p in input.slic]
         + [f"random_crops={p}" for p in input.random_crops],
     shell:
-        "videoconcepts validate --ground-truth {input.ground_truth:q}"
+        "videoconcepts validation --ground-truth {input.ground_truth:q}"
         " --decode-dir {params.decode_dir:q} --out {output.best:q} --scores {output.scores:q}"
         " {params.concepts:q} > {log:q} 2>&1"

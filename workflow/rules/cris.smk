@@ -20,7 +20,7 @@ rule cris:
     params:
         masking=json.dumps(MASKING_SETTINGS),
         settings=json.dumps(CRIS_SETTINGS),
-        shards=config["importance"]["shards"],
+        shards=config["cris"]["shards"],
     shell:
         "videoconcepts cris --units {input.units:q} --targets {input.targets:q} --out {output:q}"
         " --settings {params.settings:q} --shard {wildcards.cris_shard}"

@@ -3,9 +3,9 @@
 # cris_tag). Every model-running masking rule shares them.
 MASKING_RESOURCES = dict(
     mem_mb=4000,
-    gpu=job_gpus(config["importance"]["device"]),
-    masks_per_batch=config["importance"]["masks_per_batch"],
-    device=config["importance"]["device"],
+    gpu=job_gpus(config["masking"]["device"]),
+    masks_per_batch=config["masking"]["masks_per_batch"],
+    device=config["masking"]["device"],
 )
 RUNTIME_ARGS = " --device {resources.device} --batch-size {resources.masks_per_batch} --threads {threads}"
 

@@ -97,9 +97,9 @@ def resolve_targets(
         missing = [v for v, label in zip(video_ids, labels, strict=True) if not label]
         if target == "label" and missing:
             raise ValueError(
-                f"importance.target is 'label' but {len(missing)} videos have no label "
+                f"masking.target is 'label' but {len(missing)} videos have no label "
                 f"(e.g. {missing[0]}); add a label column to the sample sheet or set "
-                "importance.target to 'predicted', 'auto' or a class name"
+                "masking.target to 'predicted', 'auto' or a class name"
             )
         return [
             from_label(v, label) if label else int(p)

@@ -145,20 +145,20 @@ def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, 
     The metric defaults to the family's own (target class for classifiers, text
     similarity for video-text models, reconstruction for self-supervised VideoMAE).
     """
-    importance = config["importance"]
+    masking = config["masking"]
     family = FAMILIES[model["family"]]
-    metric = importance.get("metric") or family.default_metric
+    metric = masking.get("metric") or family.default_metric
     if metric not in family.metrics:
         raise ValueError(
-            f"importance.metric {metric!r} does not apply to {family.name} models "
+            f"masking.metric {metric!r} does not apply to {family.name} models "
             f"(use one of: {', '.join(family.metrics)})"
         )
-    target = importance["target"] if family.has_classes else "none"
+    target = masking["target"] if family.has_classes else "none"
     return {
         "model": model,
         "metric": metric,
         "target": target,
-        **{key: importance[key] for key in ("mode", "head_kind")},
+        **{key: masking[key] for key in ("mode", "head_kind")},
     }
 
 
@@ -173,7 +173,7 @@ def check_targets(masking: dict[str, Any], labels: list[str]) -> None:
     wanted = [str(masking["target"])] if fixed else sorted({label for label in labels if label})
     unknown = [name for name in wanted if name not in known]
     if unknown:
-        source = "importance.target" if fixed else "sample sheet labels"
+        source = "masking.target" if fixed else "sample sheet labels"
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         raise ValueError(
             f"{source} {unknown[:5]} are not classes of the model "
@@ -187,13 +187,13 @@ def resolve_targets(masking: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
-    importance = config["importance"]
-    num_masks = importance.get("num_masks")
+    cris = config["cris"]
+    num_masks = cris.get("num_masks")
     if num_masks is None:
         num_masks = NUM_MASKS.get(config["model"]["checkpoint"], NUM_MASKS["default"])
     return {
         "num_masks": num_masks,
-        **{key: importance[key] for key in ("mask_ratio", "seed", "stop_when_stable")},
+        **{key: cris[key] for key in ("mask_ratio", "seed", "stop_when_stable")},
     }
 
 

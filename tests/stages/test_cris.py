@@ -1,0 +1,68 @@
+"""The cris and cris_gather stages on planted units: ranking, sharding, early stop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import cpu, masking_settings
+from planted import ABSENT, PLANTED
+
+from videoconcepts.methods.cris import (
+    CrisSettings,
+)
+from videoconcepts.stages.cris import write_cris_shard
+from videoconcepts.stages.cris_gather import gather_cris
+from videoconcepts.stores.base import open_store
+
+
+@pytest.fixture(scope="module")
+def cris_runs(planted_units, targets, tmp_path_factory):
+    """The same CRIS run in 1 and in 3 shards (batch 8, 44 masks: a short last batch)."""
+    root = tmp_path_factory.mktemp("cris")
+    settings = CrisSettings(num_masks=44, mask_ratio=0.5, seed=0, stop_when_stable=None)
+    runs = {}
+    for n_shards in (1, 3):
+        paths = [root / f"{n_shards}-{s}.zarr" for s in range(n_shards)]
+        for s, path in enumerate(paths):
+            write_cris_shard(
+                planted_units, targets(), path, masking_settings(), settings, s, n_shards, cpu(8)
+            )
+        runs[n_shards] = (paths, *gather_cris(planted_units, paths, settings))
+    return runs
+
+
+def test_cris_ranks_the_planted_unit_first_and_absent_units_zero(cris_runs):
+    _, table, stability = cris_runs[1]
+    table = table.set_index("unit")
+    assert table.loc[PLANTED, "rank"] == 1
+    assert table.loc[PLANTED, "importance"] > 0.5  # it flips most videos
+    assert table.loc[PLANTED, "importance"] > 2 * table.drop(PLANTED)["importance"].abs().max()
+    assert table.loc[PLANTED, "importance"] > 4 * table.loc[PLANTED, "stderr"]
+    assert table.loc[ABSENT, "importance"] == 0 and table.loc[ABSENT, "stderr"] == 0
+    assert table.loc[ABSENT, "n_videos"] == 0 and table.loc[PLANTED, "n_videos"] == 6
+    assert stability["n_masks"].iloc[-1] == 44
+
+
+def test_sharded_cris_equals_unsharded(cris_runs):
+    one, three = cris_runs[1], cris_runs[3]
+    pd.testing.assert_frame_equal(one[1], three[1], check_exact=True)
+    scores = [
+        np.concatenate([open_store(p, "cris_shard")["scores"][...] for p in run[0]], 1)
+        for run in (one, three)
+    ]
+    assert np.array_equal(*scores)
+
+
+def test_early_stop_keeps_a_prefix_of_the_masks(planted_units, targets, tmp_path):
+    settings = CrisSettings(num_masks=96, mask_ratio=0.5, seed=0, stop_when_stable=1e-6)
+    path = tmp_path / "early.zarr"
+    done = write_cris_shard(
+        planted_units, targets(), path, masking_settings(), settings, 0, 1, cpu(4)
+    )
+    attrs = open_store(path, "cris_shard").attrs
+    assert done == 32 and attrs["stopped_early"] and attrs["mask_stop"] == 32
+    assert attrs["stability"] >= 1e-6
+    table, stability = gather_cris(planted_units, [path], settings)
+    assert stability["n_masks"].iloc[-1] == 32
+    assert table.set_index("unit").loc[PLANTED, "rank"] == 1
