@@ -207,3 +207,10 @@ def cpu(batch_size: int):
     from videoconcepts.runtime import Runtime
 
     return Runtime("cpu", batch_size, 1)
+
+
+# The planted units of the masking stages' tests (tests/stages/conftest.py): unit 0 covers
+# every token of the 4-layer, 4-head demo model, unit 7 no token in any video.
+GRID = (8, 8, 8)
+N_TOKENS, N_LAYERS, N_HEADS = 512, 4, 4
+PLANTED, ABSENT = 0, 7

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import masking_settings
-from planted import GRID, N_HEADS, N_LAYERS, N_TOKENS, PLANTED
+from helpers import GRID, N_HEADS, N_LAYERS, N_TOKENS, PLANTED, masking_settings
 
 from videoconcepts.demo.synthetic import generate_dataset
 from videoconcepts.methods.decoding import DecodeSettings

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import cpu, masking_settings
-from planted import ABSENT, PLANTED
+from helpers import ABSENT, PLANTED, cpu, masking_settings
 
 from videoconcepts.methods.cris import (
     CrisSettings,

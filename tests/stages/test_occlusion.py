@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from planted import ABSENT, PLANTED
+from helpers import ABSENT, PLANTED
 
 from videoconcepts.methods.occlusion import occlusion_importance
 from videoconcepts.models.scorer import MaskScorer
