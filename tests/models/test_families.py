@@ -169,6 +169,48 @@ def test_remove_mode_stays_inside_each_frames_attention(family, tmp_path):
     assert change[[0, 2, 3]].max() < 1e-5
 
 
+def perturbed(adapter, seed: int = 0):
+    """The adapter with 0.05 N(0, 1) added to every weight: tiny random models have zero
+    biases and exactly zero vectors (ViViT's CLS value at layer 0) that hide bugs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for weight in adapter.model.parameters():
+            weight.add_(0.05 * torch.randn(weight.shape, generator=g))
+    return adapter
+
+
+def head_contexts(adapter, layer: int, masks: torch.Tensor) -> torch.Tensor:
+    """max |.| of each head's attention output entering ``layer``'s output projection,
+    (rows, heads) over every row the module sees, under ``remove`` masks."""
+    seen = {}
+    module = adapter.output_projection(layer)
+    handle = module.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0]))
+    try:
+        with TokenMasker(adapter, [layer], "remove") as masker:
+            masker.set(masks)
+            adapter.logits(clips(adapter, 1))
+    finally:
+        handle.remove()
+    context = seen["x"].float().unflatten(-1, (adapter.num_heads, adapter.head_dim))
+    assert torch.isfinite(context).all()
+    return context.abs().amax(-1).flatten(0, -2)
+
+
+def test_remove_mode_on_every_token_of_a_head_zeroes_its_output(family_checkpoint):
+    """A pruned head outputs exactly zero, CLS and message tokens included, while a head
+    with one frame's tokens removed still attends to what is left (CLS at least)."""
+    _, path = family_checkpoint
+    adapter = perturbed(adapter_for(path))  # its own copy: the weights change
+    layer, pruned, partial = 1, 2, 1
+    masks = torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=bool)
+    masks[0, 0, pruned] = True
+    masks[0, 0, partial, : adapter.grid.height * adapter.grid.width] = True  # frame 0
+    heads = head_contexts(adapter, layer, masks)
+    assert (heads[:, pruned] == 0).all(), heads[:, pruned].max()
+    others = [h for h in range(adapter.num_heads) if h != pruned]
+    assert (heads[:, others] > 1e-4).all()
+
+
 def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
     adapter = adapter_for(save_random("videomae_pretraining", tmp_path))
     frames = clips(adapter, 2)

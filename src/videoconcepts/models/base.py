@@ -119,11 +119,12 @@ class ModelAdapter(ABC):
         """Tokens before the patch tokens (CLS and the like) in every layer's sequence."""
 
     # Where a family keeps its modules: the encoder's layer list, the attention inside a
-    # layer and each projection inside the attention (dotted submodule paths), and the
-    # keyword its forward takes the clips by.
+    # layer, each projection inside the attention and the output projection inside a
+    # layer (dotted submodule paths), and the keyword its forward takes the clips by.
     layers_path: str
     attention_path: str
     projection_paths: dict[HeadKind, str]
+    output_path: str
     input_name: str = "pixel_values"
 
     def block(self, layer: int) -> nn.Module:
@@ -137,6 +138,10 @@ class ModelAdapter(ABC):
     def projection(self, layer: int, kind: HeadKind) -> nn.Module:
         """The module whose output holds all heads' ``kind`` for ``layer`` as (B, N, heads*dim)."""
         return self.attention(layer).get_submodule(self.projection_paths[kind])
+
+    def output_projection(self, layer: int) -> nn.Module:
+        """The linear map whose input is ``layer``'s heads' attention outputs, concatenated."""
+        return self.block(layer).get_submodule(self.output_path)
 
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """What the metrics score, (B, len(class_names)), from preprocessed clips
@@ -166,7 +171,8 @@ class ModelAdapter(ABC):
 
     def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, heads, N) patch mask to (B', heads, S): the key sequence of the masked
-        attention modules, with special tokens never masked."""
+        attention modules, with special tokens never masked. B' is B times the sequences
+        of one clip, batch-major (clip ``b`` owns rows ``b * B' / B`` onward)."""
         specials = self.num_special_tokens
         return torch.nn.functional.pad(mask, (specials, 0), value=False) if specials else mask
 

@@ -46,6 +46,10 @@ class TimesformerAdapter(ModelAdapter):
         block = self.block(layer)
         return (block.attention if self.spatial else block.temporal_attention).attention
 
+    def output_projection(self, layer: int) -> nn.Module:
+        block = self.block(layer)
+        return (block.attention if self.spatial else block.temporal_attention).output.dense
+
     def patch_tokens(self, raw: torch.Tensor, kind: str, batch: int) -> torch.Tensor:
         g = self.grid
         columns = g.height * g.width

@@ -14,6 +14,7 @@ class VideoMAEAdapter(ModelAdapter):
     layers_path = "videomae.encoder.layer"
     attention_path = "attention.attention"
     projection_paths = {"keys": "key", "queries": "query", "values": "value"}
+    output_path = "attention.output.dense"
 
     @property
     def grid(self) -> TokenGrid:

@@ -17,6 +17,7 @@ class VJEPA2Adapter(ModelAdapter):
     layers_path = "vjepa2.encoder.layer"
     attention_path = "attention"
     projection_paths = {"keys": "key", "queries": "query", "values": "value"}
+    output_path = "attention.proj"
     input_name = "pixel_values_videos"
 
     @property

@@ -22,6 +22,7 @@ class XCLIPAdapter(ModelAdapter):
     layers_path = "vision_model.encoder.layers"
     attention_path = "self_attn"
     projection_paths = {"keys": "k_proj", "queries": "q_proj", "values": "v_proj"}
+    output_path = "self_attn.out_proj"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
