@@ -13,8 +13,11 @@ import torch
 import transformers
 import yaml
 from helpers import REPO, messages, planned, run_snakemake, write_config
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from videoconcepts.demo.synthetic import write_mp4
+from videoconcepts.methods.pruning import pruning_flops
 from videoconcepts.models import load_adapter
 from videoconcepts.models.masking import TokenMasker
 from videoconcepts.models.random_checkpoints import CLASSES, save_random
@@ -351,21 +354,64 @@ def test_targets_and_metrics_the_model_cannot_score_stop_the_plan(
 
 
 def test_flops_follow_each_familys_attention_pattern(tmp_path):
-    """Per-head multiply-adds: projections over the clip's tokens plus the (query, key)
-    products of the attention actually run (divided, per frame or over visible tokens)."""
+    """Per-head FLOPs (2 per multiply-add): projections over the tokens the attention
+    sees plus the (query, key) products of the attention actually run (divided, per
+    frame or over visible tokens)."""
     dh, d = 8, 32
     expected = {
         # family: (tokens through the projections, (query, key) pairs per head)
         "videomae": (32, 32**2),
+        "vivit": (33, 33**2),  # CLS + 32 tubelets
         "timesformer": (64 + 4, 4 * 17**2),  # spatial: 4 frames of CLS + 16 patches
-        "xclip": (64 + 4, 4 * 18**2),  # per frame: CLS, 16 patches, message token
+        "xclip": (4 * 18, 4 * 18**2),  # per frame: CLS, 16 patches, message token
         "videomae_pretraining": (4, 4**2),  # 2 of 16 columns visible, in 2 tubelet frames
     }
     for family, (n, pairs) in expected.items():
         adapter = adapter_for(save_random(family, tmp_path / family))
-        flops = adapter.layer_flops()
-        assert flops["attention_head"] == 4 * n * d * dh + 2 * pairs * dh
-        assert flops["mlp"] == 2 * n * d * 64
+        head = adapter.flop_count().head
+        assert head == (2 * (4 * n * d * dh + 2 * pairs * dh),) * adapter.num_layers
+
+
+# The module holding every head's projections, products and output, per layer.
+ATTENTION_BLOCKS = {
+    "videomae": "attention",
+    "videomae_pretraining": "attention",
+    "timesformer": "attention",  # the spatial one; its temporal attention is not pruned
+    "vivit": "attention",
+    "xclip": "self_attn",
+    "vjepa2": "attention",
+}
+
+
+def test_flop_count_is_the_counters_and_pruning_saves_the_attention_share(family_adapter):
+    """The total is FlopCounterMode's on one scored forward pass (X-CLIP's text encoder,
+    MIT and prompts, TimeSformer's temporal attention included); pruning every head saves
+    exactly the counted share of the masked attention blocks."""
+    family, adapter = family_adapter
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        adapter.logits(clips(adapter, 1))
+    flops = adapter.flop_count()
+    assert flops.total == counter.get_total_flops()
+    counts = counter.get_flop_counts()
+    layers = f"{type(adapter.model).__name__}.{adapter.layers_path}"
+    attention = sum(
+        sum(counts[f"{layers}.{layer}.{ATTENTION_BLOCKS[family]}"].values())
+        for layer in range(adapter.num_layers)
+    )
+    assert 0 < attention < flops.total
+    units = adapter.num_layers * adapter.num_heads
+    masks = np.zeros((3, units), bool)
+    masks[1, :3] = True
+    masks[2] = True
+    columns = pruning_flops(flops, masks)
+    np.testing.assert_allclose(
+        columns["model_flops_saved"],
+        [0, 3 / units * attention / flops.total, attention / flops.total],
+    )
+    np.testing.assert_allclose(columns["attention_flops_saved"], [0, 3 / units, 1])
+    np.testing.assert_allclose(
+        columns["gmacs_per_clip"][[0, 2]], np.array([flops.total, flops.total - attention]) / 2e9
+    )
 
 
 @pytest.mark.parametrize("mode", ["zero", "remove"])

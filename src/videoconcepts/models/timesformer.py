@@ -70,16 +70,6 @@ class TimesformerAdapter(ModelAdapter):
             return F.pad(frames, (1, 0), value=False)
         return per_frame.permute(0, 3, 1, 2).reshape(-1, heads, g.frames)
 
-    def tokens_per_clip(self) -> int:
-        return self.grid.size + self.grid.frames  # CLS is copied into every frame
-
-    def attention_pairs(self) -> int:
-        g = self.grid
-        columns = g.height * g.width
-        if self.spatial:
-            return g.frames * (columns + 1) ** 2
-        return columns * g.frames**2
-
     def bias_attention(self, layer: int, bias: KeyBias) -> Callable[[], None]:
         """Swap in a forward that adds the key bias; TimeSformer computes its attention
         by hand, outside Hugging Face's attention interface."""

@@ -62,9 +62,6 @@ class VideoMAEPretrainingAdapter(VideoMAEAdapter):
     def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return mask[..., self.visible]
 
-    def tokens_per_clip(self) -> int:
-        return len(self.visible)
-
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """Negative mean squared reconstruction error of each clip's hidden patches."""
         hidden = self.hidden.expand(len(pixels), -1)

@@ -29,7 +29,3 @@ class VJEPA2Adapter(ModelAdapter):
     @property
     def num_special_tokens(self) -> int:
         return 0
-
-    @property
-    def intermediate_size(self) -> int:
-        return int(self.config.hidden_size * self.config.mlp_ratio)
