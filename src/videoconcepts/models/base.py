@@ -47,9 +47,10 @@ class FlopCount:
     multiply-add of every matrix product and convolution (softmax, normalisations and
     activations are not counted), so multiply-adds are half of these."""
 
-    total: int  # one scored forward pass of one clip, everything the outputs need
-    head: tuple[int, ...]  # per layer: one head of the masked attention (q/k/v and
-    # output projection slices and its two token-by-token products)
+    total: int  # one scored forward pass of one clip: everything the outputs need
+    # per layer, one head of the masked attention: its q/k/v and output projection
+    # slices and its two token-by-token products
+    head: tuple[int, ...]
 
 
 @dataclass
