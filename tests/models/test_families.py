@@ -13,8 +13,11 @@ import torch
 import transformers
 import yaml
 from helpers import REPO, messages, planned, run_snakemake, write_config
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from videoconcepts.demo.synthetic import write_mp4
+from videoconcepts.methods.pruning import pruning_flops
 from videoconcepts.models import load_adapter
 from videoconcepts.models.masking import TokenMasker
 from videoconcepts.models.random_checkpoints import CLASSES, save_random
@@ -169,6 +172,48 @@ def test_remove_mode_stays_inside_each_frames_attention(family, tmp_path):
     assert change[[0, 2, 3]].max() < 1e-5
 
 
+def perturbed(adapter, seed: int = 0):
+    """The adapter with 0.05 N(0, 1) added to every weight: tiny random models have zero
+    biases and exactly zero vectors (ViViT's CLS value at layer 0) that hide bugs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for weight in adapter.model.parameters():
+            weight.add_(0.05 * torch.randn(weight.shape, generator=g))
+    return adapter
+
+
+def head_contexts(adapter, layer: int, masks: torch.Tensor) -> torch.Tensor:
+    """max |.| of each head's attention output entering ``layer``'s output projection,
+    (rows, heads) over every row the module sees, under ``remove`` masks."""
+    seen = {}
+    module = adapter.output_projection(layer)
+    handle = module.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0]))
+    try:
+        with TokenMasker(adapter, [layer], "remove") as masker:
+            masker.set(masks)
+            adapter.logits(clips(adapter, 1))
+    finally:
+        handle.remove()
+    context = seen["x"].float().unflatten(-1, (adapter.num_heads, adapter.head_dim))
+    assert torch.isfinite(context).all()
+    return context.abs().amax(-1).flatten(0, -2)
+
+
+def test_remove_mode_on_every_token_of_a_head_zeroes_its_output(family_checkpoint):
+    """A pruned head outputs exactly zero, CLS and message tokens included, while a head
+    with one frame's tokens removed still attends to what is left (CLS at least)."""
+    _, path = family_checkpoint
+    adapter = perturbed(adapter_for(path))  # its own copy: the weights change
+    layer, pruned, partial = 1, 2, 1
+    masks = torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=bool)
+    masks[0, 0, pruned] = True
+    masks[0, 0, partial, : adapter.grid.height * adapter.grid.width] = True  # frame 0
+    heads = head_contexts(adapter, layer, masks)
+    assert (heads[:, pruned] == 0).all(), heads[:, pruned].max()
+    others = [h for h in range(adapter.num_heads) if h != pruned]
+    assert (heads[:, others] > 1e-4).all()
+
+
 def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
     adapter = adapter_for(save_random("videomae_pretraining", tmp_path))
     frames = clips(adapter, 2)
@@ -309,21 +354,64 @@ def test_targets_and_metrics_the_model_cannot_score_stop_the_plan(
 
 
 def test_flops_follow_each_familys_attention_pattern(tmp_path):
-    """Per-head multiply-adds: projections over the clip's tokens plus the (query, key)
-    products of the attention actually run (divided, per frame or over visible tokens)."""
+    """Per-head FLOPs (2 per multiply-add): projections over the tokens the attention
+    sees plus the (query, key) products of the attention actually run (divided, per
+    frame or over visible tokens)."""
     dh, d = 8, 32
     expected = {
         # family: (tokens through the projections, (query, key) pairs per head)
         "videomae": (32, 32**2),
+        "vivit": (33, 33**2),  # CLS + 32 tubelets
         "timesformer": (64 + 4, 4 * 17**2),  # spatial: 4 frames of CLS + 16 patches
-        "xclip": (64 + 4, 4 * 18**2),  # per frame: CLS, 16 patches, message token
+        "xclip": (4 * 18, 4 * 18**2),  # per frame: CLS, 16 patches, message token
         "videomae_pretraining": (4, 4**2),  # 2 of 16 columns visible, in 2 tubelet frames
     }
     for family, (n, pairs) in expected.items():
         adapter = adapter_for(save_random(family, tmp_path / family))
-        flops = adapter.layer_flops()
-        assert flops["attention_head"] == 4 * n * d * dh + 2 * pairs * dh
-        assert flops["mlp"] == 2 * n * d * 64
+        head = adapter.flop_count().head
+        assert head == (2 * (4 * n * d * dh + 2 * pairs * dh),) * adapter.num_layers
+
+
+# The module holding every head's projections, products and output, per layer.
+ATTENTION_BLOCKS = {
+    "videomae": "attention",
+    "videomae_pretraining": "attention",
+    "timesformer": "attention",  # the spatial one; its temporal attention is not pruned
+    "vivit": "attention",
+    "xclip": "self_attn",
+    "vjepa2": "attention",
+}
+
+
+def test_flop_count_is_the_counters_and_pruning_saves_the_attention_share(family_adapter):
+    """The total is FlopCounterMode's on one scored forward pass (X-CLIP's text encoder,
+    MIT and prompts, TimeSformer's temporal attention included); pruning every head saves
+    exactly the counted share of the masked attention blocks."""
+    family, adapter = family_adapter
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        adapter.logits(clips(adapter, 1))
+    flops = adapter.flop_count()
+    assert flops.total == counter.get_total_flops()
+    counts = counter.get_flop_counts()
+    layers = f"{type(adapter.model).__name__}.{adapter.layers_path}"
+    attention = sum(
+        sum(counts[f"{layers}.{layer}.{ATTENTION_BLOCKS[family]}"].values())
+        for layer in range(adapter.num_layers)
+    )
+    assert 0 < attention < flops.total
+    units = adapter.num_layers * adapter.num_heads
+    masks = np.zeros((3, units), bool)
+    masks[1, :3] = True
+    masks[2] = True
+    columns = pruning_flops(flops, masks)
+    np.testing.assert_allclose(
+        columns["model_flops_saved"],
+        [0, 3 / units * attention / flops.total, attention / flops.total],
+    )
+    np.testing.assert_allclose(columns["attention_flops_saved"], [0, 3 / units, 1])
+    np.testing.assert_allclose(
+        columns["gmacs_per_clip"][[0, 2]], np.array([flops.total, flops.total - attention]) / 2e9
+    )
 
 
 @pytest.mark.parametrize("mode", ["zero", "remove"])

@@ -6,6 +6,9 @@ from videoconcepts.plan.settings import (
     analysed_layers,
     job_gpus,
     resolve_decode,
+    resolve_head_masking,
+    resolve_masking,
+    resolve_model_section,
     resolve_proposals,
     settings_hash,
     shards,
@@ -94,3 +97,26 @@ def test_jobs_ask_for_a_gpu_only_where_their_device_will_use_one(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hidden from torch, so from us too
     assert job_gpus("auto") == 0
     assert job_gpus("cpu") == 0
+
+
+def masking_config(mode: str, head_kind: str) -> dict:
+    masking = {"mode": mode, "head_kind": head_kind, "metric": None, "target": "auto"}
+    return {"model": {"checkpoint": "demo"}, "masking": masking}
+
+
+def test_remove_mode_refuses_a_head_kind_it_would_ignore():
+    model = resolve_model_section(masking_config("remove", "keys"))
+    with pytest.raises(
+        ValueError, match="masking.head_kind is 'values' but masking.mode is 'remove'"
+    ):
+        resolve_masking(masking_config("remove", "values"), model)
+    assert resolve_masking(masking_config("zero", "values"), model)["head_kind"] == "values"
+
+
+def test_heads_rank_and_prune_by_removing_whatever_the_configured_mode():
+    """Heads share one folder across masking modes: they are always removed."""
+    model = resolve_model_section(masking_config("remove", "keys"))
+    remove = resolve_masking(masking_config("remove", "keys"), model)
+    zero = resolve_masking(masking_config("zero", "values"), model)
+    assert zero["mode"] == "zero"  # the concept units keep the configured mode
+    assert resolve_head_masking(zero) == resolve_head_masking(remove) == remove

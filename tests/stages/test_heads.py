@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from helpers import cpu, defaults, masking_settings
 
@@ -35,3 +36,11 @@ def test_a_single_video_prunes_on_itself_and_says_so(demo_decoded, targets):
     settings = HeadSettings(**{**defaults("heads"), "num_masks": 8, "pruning_steps": 2})
     _, curve = head_importance(stores[:1], targets(), masking_settings(), settings, cpu(8))
     assert (curve["evaluated_on"] == "estimation videos (too few for a held-out split)").all()
+
+
+def test_heads_refuse_a_masking_mode_that_does_not_remove(demo_decoded, targets):
+    """Ranking under `zero` would estimate another intervention than the pruning."""
+    _, stores, _ = demo_decoded
+    settings = HeadSettings(**{**defaults("heads"), "num_masks": 8, "pruning_steps": 2})
+    with pytest.raises(ValueError, match="heads are ranked and pruned by removing them"):
+        head_importance(stores, targets(), masking_settings(mode="zero"), settings, cpu(8))

@@ -50,10 +50,11 @@ SETTING_CHANGES = {
         {"masking": {"metric": "logit"}},
         {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1},
     ),
-    # the masking mode does not change what a video's target or unmasked score is
+    # the masking mode does not change what a video's target or unmasked score is, nor
+    # the heads, which are always ranked and pruned by removing them
     "masking_mode": (
         {"masking": {"mode": "zero"}},
-        {**CRIS_ON, "occlusion": 1, "heads": 1},
+        {**CRIS_ON, "occlusion": 1},
     ),
     "curves": ({"curves": {"steps": 5}}, {"curves": 1, **REPORT_ON}),
     "heads": ({"heads": {"held_out": 0.5}}, {"heads": 1, **REPORT_ON}),

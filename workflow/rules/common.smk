@@ -17,6 +17,7 @@ from videoconcepts.plan.settings import (
     resolve_concepts,
     resolve_cris,
     resolve_curves,
+    resolve_head_masking,
     resolve_heads,
     resolve_masking,
     resolve_report,
@@ -107,6 +108,9 @@ CRIS_SETTINGS = resolve_cris(config)
 CRIS_HASH = settings_hash(CRIS_SETTINGS)
 CURVES_SETTINGS = resolve_curves(config)
 HEADS_SETTINGS = resolve_heads(config)
+# Heads are always ranked and pruned by removing them, whatever the concepts' mode.
+HEAD_MASKING_SETTINGS = resolve_head_masking(MASKING_SETTINGS)
+HEAD_MASKING_HASH = settings_hash(HEAD_MASKING_SETTINGS)
 REPORT_SETTINGS = resolve_report(config)
 # A sample sheet with labels (the demo's own, or the user's file) gives the targets.
 if DEMO:
@@ -252,7 +256,7 @@ def curves_tables() -> dict[str, str]:
 
 
 def heads_tag() -> str:
-    return f"{DECODE_HASH}-{MASKING_HASH}-{settings_hash(HEADS_SETTINGS)}"
+    return f"{DECODE_HASH}-{HEAD_MASKING_HASH}-{settings_hash(HEADS_SETTINGS)}"
 
 
 def heads_tables() -> dict[str, str]:

@@ -23,7 +23,7 @@ rule heads:
         **MASKING_RESOURCES,
         runtime=240,
     params:
-        masking=json.dumps(MASKING_SETTINGS),
+        masking=json.dumps(HEAD_MASKING_SETTINGS),
         settings=json.dumps(HEADS_SETTINGS),
     shell:
         "videoconcepts heads --targets {input.targets:q} --masking {params.masking:q}"

@@ -15,6 +15,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from videoconcepts.plan.families import FAMILIES, ModelSpec
 
@@ -37,6 +39,18 @@ class TokenGrid:
     @property
     def size(self) -> int:
         return self.frames * self.height * self.width
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """FLOPs as ``torch.utils.flop_counter.FlopCounterMode`` counts them: 2 per
+    multiply-add of every matrix product and convolution (softmax, normalisations and
+    activations are not counted), so multiply-adds are half of these."""
+
+    total: int  # one scored forward pass of one clip: everything the outputs need
+    # per layer, one head of the masked attention: its q/k/v and output projection
+    # slices and its two token-by-token products
+    head: tuple[int, ...]
 
 
 @dataclass
@@ -119,11 +133,12 @@ class ModelAdapter(ABC):
         """Tokens before the patch tokens (CLS and the like) in every layer's sequence."""
 
     # Where a family keeps its modules: the encoder's layer list, the attention inside a
-    # layer and each projection inside the attention (dotted submodule paths), and the
-    # keyword its forward takes the clips by.
+    # layer, each projection inside the attention and the output projection inside a
+    # layer (dotted submodule paths), and the keyword its forward takes the clips by.
     layers_path: str
     attention_path: str
     projection_paths: dict[HeadKind, str]
+    output_path: str
     input_name: str = "pixel_values"
 
     def block(self, layer: int) -> nn.Module:
@@ -137,6 +152,10 @@ class ModelAdapter(ABC):
     def projection(self, layer: int, kind: HeadKind) -> nn.Module:
         """The module whose output holds all heads' ``kind`` for ``layer`` as (B, N, heads*dim)."""
         return self.attention(layer).get_submodule(self.projection_paths[kind])
+
+    def output_projection(self, layer: int) -> nn.Module:
+        """The linear map whose input is ``layer``'s heads' attention outputs, concatenated."""
+        return self.block(layer).get_submodule(self.output_path)
 
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """What the metrics score, (B, len(class_names)), from preprocessed clips
@@ -166,7 +185,8 @@ class ModelAdapter(ABC):
 
     def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, heads, N) patch mask to (B', heads, S): the key sequence of the masked
-        attention modules, with special tokens never masked."""
+        attention modules, with special tokens never masked. B' is B times the sequences
+        of one clip, batch-major (clip ``b`` owns rows ``b * B' / B`` onward)."""
         specials = self.num_special_tokens
         return torch.nn.functional.pad(mask, (specials, 0), value=False) if specials else mask
 
@@ -175,14 +195,6 @@ class ModelAdapter(ABC):
         dead heads; returns the function that undoes it. Only families whose attention
         does not go through Hugging Face's attention interface implement it."""
         raise NotImplementedError(f"{self.family} masks through the attention interface")
-
-    def tokens_per_clip(self) -> int:
-        """Tokens each layer's projections and MLP process for one clip."""
-        return self.grid.size + self.num_special_tokens
-
-    def attention_pairs(self) -> int:
-        """(query, key) pairs one head scores per clip (the quadratic part of its cost)."""
-        return self.tokens_per_clip() ** 2
 
     @property
     def has_classes(self) -> bool:
@@ -203,22 +215,31 @@ class ModelAdapter(ABC):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def intermediate_size(self) -> int:
-        return int(self.config.intermediate_size)
+    def flop_count(self) -> FlopCount:
+        """FLOPs of one scored forward pass (:meth:`outputs`) of one clip, counted by
+        ``FlopCounterMode``, and what one head of each masked attention costs in it.
 
-    def layer_flops(self) -> dict[str, float]:
-        """Multiply-adds of one layer for one clip: per attention head and for the MLP.
-
-        A head costs its slice of the q/k/v and output projections plus its two
-        (query x key) products; pruning a head removes exactly that.
+        SDPA runs its math kernel while counting: the counter does not see inside the
+        fused CPU kernel, and the math kernel's matrix products are the same FLOPs.
         """
-        n = self.tokens_per_clip()
-        d, dh = self.hidden_size, self.head_dim
-        return {
-            "attention_head": 4 * n * d * dh + 2 * self.attention_pairs() * dh,
-            "mlp": 2 * n * d * self.intermediate_size,
-        }
+        frames = torch.zeros(
+            (1, self.num_frames, self.image_size, self.image_size, 3), dtype=torch.uint8
+        )
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+            self.logits(frames)
+        counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+        # The counter names modules by the model's class, then their dotted path.
+        root = type(self.model).__name__
+        names = {module: f"{root}.{path}" for path, module in self.model.named_modules()}
+
+        def heads(layer: int) -> int:
+            attention = names[self.attention(layer)]
+            output = names[self.output_projection(layer)]
+            inside = output.startswith(attention + ".")  # ViViT, X-CLIP, V-JEPA 2
+            return counts.get(attention, 0) + (0 if inside else counts.get(output, 0))
+
+        per_head = tuple(heads(layer) // self.num_heads for layer in range(self.num_layers))
+        return FlopCount(total=counter.get_total_flops(), head=per_head)
 
     @property
     def device(self) -> torch.device:

@@ -5,8 +5,9 @@ Two modes:
 - ``zero`` (VTCD's): multiply the head's keys (or queries/values) on the masked tokens
   by zero. Masked tokens still receive attention, with a logit of zero: a perturbation.
 - ``remove``: exclude the masked tokens from the head's attention with an additive
-  ``-inf`` bias on those key positions, in that head only. A head whose every token is
-  masked contributes nothing (its output is zero), which is what pruning it means.
+  ``-inf`` bias on those key positions, in that head only. A head whose every patch
+  token is masked contributes nothing (its output is zero, special tokens included),
+  which is what pruning it means.
 
 Hooks are registered once by :class:`TokenMasker`; each batch only swaps the mask
 tensor, so one forward pass scores a different mask in every batch row.
@@ -90,9 +91,16 @@ class TokenMasker:
 
     def key_bias(self, mask: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Additive attention bias (B', heads, 1, S) for the attention module's own key
-        sequence, and the (B', heads) heads left with no key."""
+        sequence, and the (B', heads) dead heads, whose output is zeroed.
+
+        A head is dead in a sequence left with no key, and in every sequence of a clip
+        whose patch tokens it has all lost: special tokens (CLS, X-CLIP's message) are
+        never masked, so without this a pruned head would still output their values.
+        """
+        pruned = mask.all(-1)  # (B, heads)
         mask = self.adapter.sequence_mask(mask)
-        dead = mask.all(-1)
+        per_clip = mask.shape[0] // pruned.shape[0]  # sequences are batch-major
+        dead = mask.all(-1) | pruned.repeat_interleave(per_clip, 0)
         mask = mask & ~dead[..., None]  # a dead head gets no bias; its output is zeroed
         bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
         return bias.masked_fill_(mask, float("-inf"))[:, :, None, :], dead

@@ -49,11 +49,10 @@ class MaskScorer:
         layers: Sequence[int],
         settings: MaskingSettings,
         batch_size: int,
-        mode: MaskMode | None = None,
     ):
         self.adapter, self.batch_size = adapter, batch_size
         self.metric = get_metric(settings.metric)
-        self.masker = TokenMasker(adapter, layers, mode or settings.mode, settings.head_kind)
+        self.masker = TokenMasker(adapter, layers, settings.mode, settings.head_kind)
 
     def __enter__(self) -> MaskScorer:
         self.masker.__enter__()

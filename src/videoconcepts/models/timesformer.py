@@ -46,6 +46,10 @@ class TimesformerAdapter(ModelAdapter):
         block = self.block(layer)
         return (block.attention if self.spatial else block.temporal_attention).attention
 
+    def output_projection(self, layer: int) -> nn.Module:
+        block = self.block(layer)
+        return (block.attention if self.spatial else block.temporal_attention).output.dense
+
     def patch_tokens(self, raw: torch.Tensor, kind: str, batch: int) -> torch.Tensor:
         g = self.grid
         columns = g.height * g.width
@@ -65,16 +69,6 @@ class TimesformerAdapter(ModelAdapter):
             frames = per_frame.transpose(1, 2).reshape(b * g.frames, heads, -1)
             return F.pad(frames, (1, 0), value=False)
         return per_frame.permute(0, 3, 1, 2).reshape(-1, heads, g.frames)
-
-    def tokens_per_clip(self) -> int:
-        return self.grid.size + self.grid.frames  # CLS is copied into every frame
-
-    def attention_pairs(self) -> int:
-        g = self.grid
-        columns = g.height * g.width
-        if self.spatial:
-            return g.frames * (columns + 1) ** 2
-        return columns * g.frames**2
 
     def bias_attention(self, layer: int, bias: KeyBias) -> Callable[[], None]:
         """Swap in a forward that adds the key bias; TimeSformer computes its attention

@@ -14,6 +14,7 @@ class VideoMAEAdapter(ModelAdapter):
     layers_path = "videomae.encoder.layer"
     attention_path = "attention.attention"
     projection_paths = {"keys": "key", "queries": "query", "values": "value"}
+    output_path = "attention.output.dense"
 
     @property
     def grid(self) -> TokenGrid:
@@ -60,9 +61,6 @@ class VideoMAEPretrainingAdapter(VideoMAEAdapter):
 
     def sequence_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return mask[..., self.visible]
-
-    def tokens_per_clip(self) -> int:
-        return len(self.visible)
 
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """Negative mean squared reconstruction error of each clip's hidden patches."""

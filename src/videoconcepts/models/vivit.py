@@ -11,6 +11,7 @@ class VivitAdapter(ModelAdapter):
     layers_path = "vivit.layers"
     attention_path = "attention"
     projection_paths = {"keys": "k_proj", "queries": "q_proj", "values": "v_proj"}
+    output_path = "attention.o_proj"
 
     @property
     def grid(self) -> TokenGrid:

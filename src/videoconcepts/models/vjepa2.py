@@ -17,6 +17,7 @@ class VJEPA2Adapter(ModelAdapter):
     layers_path = "vjepa2.encoder.layer"
     attention_path = "attention"
     projection_paths = {"keys": "key", "queries": "query", "values": "value"}
+    output_path = "attention.proj"
     input_name = "pixel_values_videos"
 
     @property
@@ -28,7 +29,3 @@ class VJEPA2Adapter(ModelAdapter):
     @property
     def num_special_tokens(self) -> int:
         return 0
-
-    @property
-    def intermediate_size(self) -> int:
-        return int(self.config.hidden_size * self.config.mlp_ratio)

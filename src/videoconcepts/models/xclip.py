@@ -22,6 +22,7 @@ class XCLIPAdapter(ModelAdapter):
     layers_path = "vision_model.encoder.layers"
     attention_path = "self_attn"
     projection_paths = {"keys": "k_proj", "queries": "q_proj", "values": "v_proj"}
+    output_path = "self_attn.out_proj"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,10 +70,3 @@ class XCLIPAdapter(ModelAdapter):
         b, heads = mask.shape[:2]
         frames = mask.view(b, heads, g.frames, -1).transpose(1, 2).reshape(b * g.frames, heads, -1)
         return F.pad(frames, (1, 1), value=False)  # CLS first, message token last
-
-    def tokens_per_clip(self) -> int:
-        return self.grid.size + self.grid.frames  # a CLS per frame
-
-    def attention_pairs(self) -> int:
-        g = self.grid
-        return g.frames * (g.height * g.width + 2) ** 2

@@ -153,6 +153,13 @@ def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, 
             f"masking.metric {metric!r} does not apply to {family.name} models "
             f"(use one of: {', '.join(family.metrics)})"
         )
+    if masking["mode"] == "remove" and masking["head_kind"] != "keys":
+        raise ValueError(
+            f"masking.head_kind is {masking['head_kind']!r} but masking.mode is 'remove', "
+            "which takes masked tokens out of attention as keys whatever the head kind; "
+            "masking.head_kind only applies to masking.mode: zero (set that, or leave "
+            "masking.head_kind at keys)"
+        )
     target = masking["target"] if family.has_classes else "none"
     return {
         "model": model,
@@ -160,6 +167,18 @@ def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, 
         "target": target,
         **{key: masking[key] for key in ("mode", "head_kind")},
     }
+
+
+def resolve_head_masking(masking: dict[str, Any]) -> dict[str, Any]:
+    """The heads stage's masking settings: always ``remove`` on keys, whatever the
+    configured mode (which the concept units keep).
+
+    Pruning a head removes it (its output is zero), and the heads are ranked under the
+    same intervention, so the ranking estimates what the pruning curve then does;
+    ``zero`` on all of a head's keys would leave it averaging its values instead. It
+    also keeps the heads' folder when only the concepts' masking mode changes.
+    """
+    return {**masking, "mode": "remove", "head_kind": "keys"}
 
 
 def check_targets(masking: dict[str, Any], labels: list[str]) -> None:

@@ -46,7 +46,16 @@ def head_importance(
     settings: HeadSettings,
     runtime: Runtime,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(head importance table, pruning curve) for every head of every layer of the model."""
+    """(head importance table, pruning curve) for every head of every layer of the model.
+
+    ``masking`` must be in ``remove`` mode: heads are ranked by removing them, as the
+    pruning curve does (``plan.settings.resolve_head_masking``).
+    """
+    if masking.mode != "remove":
+        raise ValueError(
+            f"heads: masking.mode is {masking.mode!r}; heads are ranked and pruned by "
+            "removing them (mode 'remove'), so both estimate the same intervention"
+        )
     ok = [p for p in decode_stores if decode_status(p)["status"] == "ok"]
     ids = [decode_status(p)["id"] for p in ok]
     estimation, held_out, evaluated_on = split_videos(ids, settings.held_out)
@@ -64,7 +73,7 @@ def head_importance(
         "random": np.random.default_rng(settings.seed).permutation(n_units),
     }
     steps = min(settings.pruning_steps, n_units)
-    with MaskScorer(adapter, layers, masking, runtime.batch_size, mode="remove") as scorer:
+    with MaskScorer(adapter, layers, masking, runtime.batch_size) as scorer:
         curve = pruning_curve(
             scorer, clips, held_out, targets, tokens, orders, steps, masking.metric
         )
