@@ -17,9 +17,11 @@ rule decode:
     params:
         settings=json.dumps(DECODE_SETTINGS),
         on_bad_video=config["decode"]["on_bad_video"],
+        backend=config["decode"]["backend"],
     shell:
         "videoconcepts decode --video {input.video:q} --id {wildcards.video} --out {output:q}"
-        " --settings {params.settings:q} --on-bad-video {params.on_bad_video} > {log:q} 2>&1"
+        " --settings {params.settings:q} --on-bad-video {params.on_bad_video}"
+        " --backend {params.backend} > {log:q} 2>&1"
 
 
 rule skipped:
