@@ -210,5 +210,7 @@ def test_time_sampling_of_a_constant_frame_rate_is_index_sampling(video_dir, sta
 
 
 def test_time_sampling_refuses_a_video_too_short_in_time(video_dir):
-    with pytest.raises(BadVideoError, match="too short"):
-        decode_clip(video_dir / "wide.mp4", DecodeSettings(8, 6, "start", 32, "time"), "pyav")
+    # 40 frames at 20 fps: 1.95 s from the first frame to the last
+    for start, message in [("start", "spans 2.100 s"), (30, "from 1.500 s"), (45, "clip_start=45")]:
+        with pytest.raises(BadVideoError, match=message):
+            decode_clip(video_dir / "wide.mp4", DecodeSettings(8, 6, start, 32, "time"), "pyav")

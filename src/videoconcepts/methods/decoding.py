@@ -125,13 +125,14 @@ def sample_times(times: list[Fraction], fps: Fraction, settings: DecodeSettings)
     elif int(settings.clip_start) < len(times):
         first = times[int(settings.clip_start)]
     else:
-        first = times[-1] + 1  # past the end: too short below
-    if first < times[0] or first + span > times[-1]:
         raise ValueError(
-            f"too short: {float(times[-1] - times[0]):.3f} s from the first to the last "
-            f"frame{'' if settings.clip_start in ('start', 'center') else ' from clip_start'}, "
-            f"the clip spans {float(span):.3f} s ({settings.num_frames} frames every "
-            f"{settings.frame_stride} at {float(fps):g} fps)"
+            f"too few frames: clip_start={settings.clip_start}, the file has {len(times)}"
+        )
+    if first + span > times[-1]:  # centred, also when the clip would start before frame 0
+        raise ValueError(
+            f"too short: the clip spans {float(span):.3f} s ({settings.num_frames} frames "
+            f"every {settings.frame_stride} at {float(fps):g} fps) from {float(first):.3f} s, "
+            f"the last frame is at {float(times[-1]):.3f} s"
         )
     return np.array(
         [bisect.bisect_right(times, first + k * step) - 1 for k in range(settings.num_frames)]
