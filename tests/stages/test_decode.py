@@ -10,6 +10,7 @@ from videoconcepts.methods.decoding import (
     BadVideoError,
     DecodeSettings,
     decode_clip,
+    resolve_backend,
     sample_indices,
 )
 from videoconcepts.stages.decode import sha256_of, write_decode_store
@@ -73,7 +74,7 @@ def test_store_has_frames_chunked_per_frame_and_provenance(video_dir, tmp_path):
     assert attrs["original_size"] == [48, 64]
     assert attrs["sampled_indices"] == list(range(9, 31, 3))
     assert attrs["settings"]["frame_stride"] == 3
-    assert attrs["backend"] in ("decord", "pyav")
+    assert attrs["backend"] == ("decord" if find_spec("decord") else "pyav")
     np.testing.assert_allclose(attrs["sampled_times"], np.arange(9, 31, 3) / 20)
 
 
@@ -214,3 +215,19 @@ def test_time_sampling_refuses_a_video_too_short_in_time(video_dir):
     for start, message in [("start", "spans 2.100 s"), (30, "from 1.500 s"), (45, "clip_start=45")]:
         with pytest.raises(BadVideoError, match=message):
             decode_clip(video_dir / "wide.mp4", DecodeSettings(8, 6, start, 32, "time"), "pyav")
+
+
+def test_auto_backend_is_decord_where_installed_else_pyav(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "decord" else real(name)
+    )
+    assert resolve_backend("auto") == "pyav"
+    assert resolve_backend("pyav") == "pyav"
+    with pytest.raises(RuntimeError, match="decord is not installed"):
+        resolve_backend("decord")
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    if find_spec("decord"):
+        assert resolve_backend("auto") == "decord"
