@@ -3,6 +3,12 @@
 # one rule file per stage, all logic in the videoconcepts package.
 
 
+import time
+
+# Before any job: the report path is printed only when this run built the report.
+RUN_STARTED = time.time()
+
+
 configfile: "config/config.yaml"
 
 
@@ -33,4 +39,8 @@ rule all:
 
 
 onsuccess:
-    print(f"videoconcepts report: {report_dir()}/index.html")
+    # Not after `--until decode` (no report) nor when the report is one an earlier run left:
+    # it may be outdated (the report of these settings before a code edit, say).
+    index = Path(report_dir()) / "index.html"
+    if index.is_file() and index.stat().st_mtime >= RUN_STARTED:
+        print(f"videoconcepts report: {index}")

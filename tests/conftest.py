@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_snakemake, write_config
+from helpers import messages, run_snakemake, write_config
 
 from videoconcepts.demo.synthetic import write_mp4
 from videoconcepts.models.random_checkpoints import save_random
@@ -49,10 +49,11 @@ def family_checkpoint(request, tmp_path_factory) -> tuple[str, Path]:
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
     """The tiny config run locally to the end; treat as read-only (copy it with
-    ``copy_run``). The SLURM test compares its results to this run's."""
+    ``copy_run``). The SLURM test compares its results to this run's. What Snakemake
+    printed is in ``snakemake.out``."""
     workdir = tmp_path_factory.mktemp("run")
     write_config(workdir)
-    run_snakemake(workdir)
+    (workdir / "snakemake.out").write_text(messages(run_snakemake(workdir)))
     return workdir
 
 

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-import decord
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -167,15 +167,21 @@ def test_distractors_drift():
     assert moved >= len(EVENTS) - 1
 
 
-def test_write_mp4_round_trips_through_decord(tmp_path):
+def decode_all(path: Path) -> tuple[np.ndarray, float]:
+    """Every frame as RGB (decord's frames equal these) and the average frame rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        return np.stack(frames), float(stream.average_rate)
+
+
+def test_write_mp4_round_trips(tmp_path):
     video = render("passes_behind", 2)
     path = tmp_path / "clip.mp4"
     write_mp4(path, video.frames, fps=12)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
-    reader = decord.VideoReader(str(path))
-    assert len(reader) == 32
-    assert reader.get_avg_fps() == pytest.approx(12)
-    decoded = reader.get_batch(list(range(32))).asnumpy()
+    decoded, fps = decode_all(path)
+    assert fps == pytest.approx(12)
     assert decoded.shape == video.frames.shape
     assert np.abs(decoded.astype(int) - video.frames).mean() < 6
 
@@ -235,8 +241,8 @@ def test_ground_truth_store(datasets):
     video = render_video(EVENTS[labels[i]], np.random.default_rng([7, i]), 16, 64)
     np.testing.assert_array_equal(store["masks"][i], video.masks)
     np.testing.assert_array_equal(store["amodal_target"][i], video.amodal_target)
-    decoded = decord.VideoReader(str(root / table["path"][i])).get_batch(list(range(16)))
-    assert np.abs(decoded.asnumpy().astype(int) - video.frames).mean() < 6
+    decoded, _ = decode_all(root / table["path"][i])
+    assert np.abs(decoded.astype(int) - video.frames).mean() < 6
 
 
 def test_cli_writes_dataset_with_the_announced_ids(tmp_path, capsys):

@@ -26,13 +26,20 @@ def test_hash_ignores_key_order_but_not_values():
 def test_decode_defaults_come_from_the_model():
     config = {
         "model": {"checkpoint": "demo"},
-        "decode": {"num_frames": None, "frame_stride": 2, "clip_start": "center", "size": None},
+        "decode": {
+            "num_frames": None,
+            "frame_stride": 2,
+            "clip_start": "center",
+            "size": None,
+            "sampling": "index",
+        },
     }
     assert resolve_decode(config) == {
         "num_frames": 16,
         "frame_stride": 2,
         "clip_start": "center",
         "size": 64,
+        "sampling": "index",
     }
     config["decode"]["size"] = 64  # the model's own: accepted
     assert resolve_decode(config)["size"] == 64

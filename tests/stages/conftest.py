@@ -26,7 +26,9 @@ from videoconcepts.stores.units import write_units
 def demo_decoded(tmp_path_factory) -> tuple[list[str], list[str], str]:
     root = tmp_path_factory.mktemp("importance")
     table = generate_dataset(root / "demo", videos_per_event=1, seed=3)
-    settings = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64)
+    settings = DecodeSettings(
+        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index"
+    )
     stores = []
     for path, video_id in zip(table["path"], table["id"], strict=True):
         stores.append(str(root / f"{video_id}.zarr"))

@@ -11,7 +11,7 @@ from videoconcepts.stages.features import FeatureSettings, write_feature_store
 from videoconcepts.stores.decode import open_decoded
 from videoconcepts.stores.features import open_features
 
-CLIP = DecodeSettings(num_frames=4, frame_stride=3, clip_start="start", size=32)
+CLIP = DecodeSettings(num_frames=4, frame_stride=3, clip_start="start", size=32, sampling="index")
 RUNTIME = Runtime("auto", 8, 1)
 
 
@@ -26,7 +26,7 @@ def decoded(video_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("decoded")
     stores = []
     for i, start in enumerate(["start", "center", 20]):
-        settings = DecodeSettings(4, 3, start, 32)
+        settings = DecodeSettings(4, 3, start, 32, "index")
         stores.append(root / f"v{i}.zarr")
         write_decode_store(video_dir / "wide.mp4", stores[-1], f"v{i}", settings)
     (root / "bad.mp4").write_text("not a video")

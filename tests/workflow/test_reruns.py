@@ -64,6 +64,10 @@ SETTING_CHANGES = {
         {"features": {"batch_size": 3}, "masking": {"device": "cpu"}},
         {},
     ),
+    "decode_on_bad_video": ({"decode": {"on_bad_video": "skip"}}, {}),
+    # both backends give the same frames
+    "decode_backend": ({"decode": {"backend": "pyav"}}, {}),
+    "decode_sampling": ({"decode": {"sampling": "time"}}, DECODE_ON),
 }
 
 

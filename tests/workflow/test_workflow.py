@@ -14,9 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, dry_run, messages, planned, run_snakemake, write_config
+from helpers import (
+    REPO,
+    copy_run,
+    dry_run,
+    job_stats,
+    messages,
+    planned,
+    run_snakemake,
+    write_config,
+)
 
 from videoconcepts.stores.base import open_store
+from videoconcepts.stores.decode import decode_status
 from videoconcepts.stores.features import open_features
 
 
@@ -196,6 +206,39 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
     shard = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
     assert shard.attrs["video_ids"] == ["good"]
     assert shard.attrs["skipped"][0]["id"] == "broken"
+
+
+def test_missing_file_stops_before_any_job_or_is_skipped(tmp_path, video_dir):
+    shutil.copy(video_dir / "wide.mp4", tmp_path / "good.mp4")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("path\ngood.mp4\ngone.mp4\n")
+    write_config(tmp_path, samples=str(sheet), decode={"on_bad_video": "fail"})
+    failed = run_snakemake(tmp_path, "-n", check=False)
+    assert failed.returncode != 0
+    assert "missing video files" in messages(failed) and "gone.mp4" in messages(failed)
+
+    write_config(tmp_path, samples=str(sheet), decode={"on_bad_video": "skip"})
+    decoded = run_snakemake(tmp_path, "--until", "decode")
+    assert job_stats(messages(decoded))["decode"] == 2
+    # this run made no report, so it names none
+    assert "videoconcepts report:" not in messages(decoded)
+    gone = decode_status(next((tmp_path / "results/decode").glob("*/gone.zarr")))
+    assert gone["status"] == "skipped" and gone["reason"] == "file does not exist"
+    run_snakemake(tmp_path, "--until", "skipped")
+    skipped = pd.read_csv(next((tmp_path / "results/skipped").glob("*/skipped.tsv")), sep="\t")
+    assert skipped["id"].tolist() == ["gone"]
+    assert skipped["path"][0] == str(tmp_path / "gone.mp4")
+
+
+def test_report_path_is_printed_by_the_run_that_built_the_report_only(finished_run, tmp_path):
+    index = next(finished_run.glob("results/report/run-*/index.html"))
+    printed = (finished_run / "snakemake.out").read_text()
+    assert f"videoconcepts report: {index.relative_to(finished_run)}" in printed
+    # Decoding again outdates the report, which stays on disk from the earlier run
+    run = copy_run(finished_run, tmp_path / "run")
+    result = run_snakemake(run, "--until", "decode", "--forcerun", "decode")
+    assert job_stats(messages(result))["decode"] == 6
+    assert "videoconcepts report:" not in messages(result)
 
 
 def test_sample_sheet_problems_are_rejected_before_any_job(tmp_path):

@@ -55,8 +55,12 @@ def _load_samples() -> pd.DataFrame:
         ids = dataset_ids(config["demo"]["videos_per_event"])
         paths = [f"{DEMO_DIR}/videos/{i}.mp4" for i in ids]
         return pd.DataFrame({"id": ids, "path": paths, "label": ""})
+    # With on_bad_video: skip a missing file is not an error here: its decode job (see
+    # video_input) writes a skip record for it, like for any other unusable video.
     try:
-        return load_samples(config["samples"])
+        return load_samples(
+            config["samples"], check_files=config["decode"]["on_bad_video"] == "fail"
+        )
     except SampleSheetError as err:
         raise WorkflowError(f"bad sample source: {err}") from None
 
@@ -142,6 +146,14 @@ def log_path(stage: str, name: str) -> str:
 
 def benchmark_path(stage: str, name: str) -> str:
     return f"{RESULTS}/benchmarks/{stage}/{name}.tsv"
+
+
+def video_input(wildcards) -> list[str]:
+    """The decode job's video as its input, none when a listed file is missing (possible
+    only with on_bad_video: skip): the job then runs without it and records the skip. The
+    demo's videos are made by the demo_data rule."""
+    path = SAMPLES.loc[wildcards.video, "path"]
+    return [path] if DEMO or Path(path).is_file() else []
 
 
 def decode_store(video: str) -> str:

@@ -1,7 +1,7 @@
 rule decode:
     """Sample, resize and crop one video's clip into a uint8 frame store (or a skip record)."""
     input:
-        video=lambda wc: SAMPLES.loc[wc.video, "path"],
+        video=video_input,
         code=code("decode"),
     output:
         directory(decode_store("{video}")),
@@ -11,15 +11,20 @@ rule decode:
         benchmark_path("decode", f"{DECODE_HASH}/{{video}}")
     conda:
         ENV
+    # Options that do not change the frames are resources, not params: changing them
+    # reruns nothing (as with the features rule's device).
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        settings=json.dumps(DECODE_SETTINGS),
         on_bad_video=config["decode"]["on_bad_video"],
+        backend=config["decode"]["backend"],
+    params:
+        video=lambda wc: SAMPLES.loc[wc.video, "path"],
+        settings=json.dumps(DECODE_SETTINGS),
     shell:
-        "videoconcepts decode --video {input.video:q} --id {wildcards.video} --out {output:q}"
-        " --settings {params.settings:q} --on-bad-video {params.on_bad_video} > {log:q} 2>&1"
+        "videoconcepts decode --video {params.video:q} --id {wildcards.video} --out {output:q}"
+        " --settings {params.settings:q} --on-bad-video {resources.on_bad_video}"
+        " --backend {resources.backend} > {log:q} 2>&1"
 
 
 rule skipped:

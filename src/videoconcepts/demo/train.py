@@ -18,12 +18,12 @@ from tqdm import tqdm
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
 from videoconcepts.demo.synthetic import EVENTS, generate_dataset
-from videoconcepts.methods.decoding import DecodeSettings, decode_clip
+from videoconcepts.methods.decoding import DecodeSettings, decode_clip, resolve_backend
 from videoconcepts.models.videomae import VideoMAEAdapter
 from videoconcepts.plan.checkpoints import IMAGENET_MEAN, IMAGENET_STD
 
 LEARNING_RATE = 1e-3
-CLIP = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64)
+CLIP = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index")
 
 
 def demo_config() -> VideoMAEConfig:
@@ -51,7 +51,10 @@ def demo_config() -> VideoMAEConfig:
 def load_split(root: Path, videos_per_event: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate, encode to H.264, and decode a split exactly as the pipeline will."""
     table = generate_dataset(root, videos_per_event=videos_per_event, seed=seed)
-    clips = [decode_clip(root / path, CLIP).frames for path in tqdm(table["path"], "decode")]
+    clips = [
+        decode_clip(root / path, CLIP, resolve_backend("auto")).frames
+        for path in tqdm(table["path"], "decode")
+    ]
     labels = [EVENTS.index(label) for label in table["label"]]
     return torch.from_numpy(np.stack(clips)), torch.tensor(labels)
 

@@ -66,6 +66,7 @@ def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
         "frame_stride": decode["frame_stride"],
         "clip_start": decode["clip_start"],
         "size": facts["size"],
+        "sampling": decode["sampling"],
     }
 
 

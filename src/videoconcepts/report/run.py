@@ -23,6 +23,7 @@ PACKAGES = (
     "snakemake",
     "zarr",
     "numcodecs",
+    "av",
     "decord",
     "scikit-image",
     "scikit-learn",

@@ -9,7 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
-from videoconcepts.methods.decoding import BadVideoError, DecodeSettings, decode_clip
+from videoconcepts.methods.decoding import (
+    BadVideoError,
+    DecodeSettings,
+    decode_clip,
+    resolve_backend,
+)
 from videoconcepts.runtime import typed_json
 from videoconcepts.stores.base import atomic_store, write_array
 from videoconcepts.stores.decode import KIND
@@ -33,8 +38,12 @@ def write_decode_store(
     video_id: str,
     settings: DecodeSettings,
     on_bad_video: OnBadVideo = "fail",
+    backend: str = "auto",
 ) -> str:
     """Decode ``video`` into the store ``out``; return ``"ok"`` or ``"skipped"``.
+
+    ``backend`` (``auto``, ``decord`` or ``pyav``) is resolved here, on the machine that
+    decodes, and recorded in the store.
 
     With ``on_bad_video="skip"`` a bad file yields a store holding no frames and the
     attributes ``status="skipped"`` and ``reason``; with ``"fail"`` the error propagates
@@ -43,7 +52,7 @@ def write_decode_store(
     video = Path(video)
     provenance = {"video_id": video_id, "source_path": str(video.resolve())}
     try:
-        clip = decode_clip(video, settings)
+        clip = decode_clip(video, settings, resolve_backend(backend))
     except BadVideoError as err:
         if on_bad_video == "fail":
             raise
@@ -62,6 +71,8 @@ def write_decode_store(
         crop_box=list(clip.crop_box),
         source_num_frames=clip.source_num_frames,
         sampled_indices=clip.indices.tolist(),
+        sampled_times=clip.times.tolist(),
+        backend=clip.backend,
         settings=asdict(settings),
     ) as group:
         write_array(group, "frames", clip.frames, chunks=(1, *clip.frames.shape[1:]))
@@ -74,8 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument("--on-bad-video", choices=["fail", "skip"], required=True)
+    parser.add_argument("--backend", choices=["auto", "decord", "pyav"], required=True)
 
 
 def run(args: argparse.Namespace) -> None:
-    status = write_decode_store(args.video, args.out, args.id, args.settings, args.on_bad_video)
+    status = write_decode_store(
+        args.video, args.out, args.id, args.settings, args.on_bad_video, args.backend
+    )
     print(f"{args.id}: {status}", file=sys.stderr)
