@@ -256,10 +256,13 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
 # ---------------------------------------------------------------------------- determinism
 
 
-def _gathered(workdir: Path, layout: str) -> tuple[Path, Path]:
-    """A run's CRIS table (by shard layout) and the units store it was computed from."""
+def _gathered(workdir: Path, layout: str) -> tuple[Path, Path, list[Path]]:
+    """A run's CRIS table (by shard layout), the units store it was computed from and the
+    CRIS shards it gathered (their folders carry the same tags)."""
     table = next(workdir.glob(f"results/cris_gather/*/{layout}/concept_importance.tsv"))
-    return table, table.parents[2] / "units.zarr"
+    tag = table.parent.relative_to(workdir / "results" / "cris_gather")
+    units = workdir / "results" / "units" / "-".join(tag.parts[0].split("-")[:4]) / "units.zarr"
+    return table, units, sorted((workdir / "results" / "cris" / tag).glob("shard-*.zarr"))
 
 
 def _tubelets_by_video(workdir: Path, concepts: zarr.Group) -> dict[str, list[np.ndarray]]:
@@ -283,16 +286,14 @@ def test_results_are_identical_across_runs_and_shard_layouts(finished_run, tmp_p
     write_config(work, "variant.yaml", features={"videos_per_job": 6}, cris={"shards": 1})
     run_snakemake(work, "--until", "cris_gather", configfile=work / "variant.yaml")
 
-    base_table, base_units = _gathered(work, "shards-2x4")
-    table, units = _gathered(work, "shards-1x4")
-    assert base_units != units  # another features layout, computed anew
+    base_table, base_units, base_shards = _gathered(work, "shards-2x4")
+    table, units, shards = _gathered(work, "shards-1x4")
+    assert base_units != units and base_units.is_dir() and units.is_dir()  # computed anew
+    assert len(base_shards) == 2 and len(shards) == 1
     assert table.read_text() == base_table.read_text()
     scores = [
-        np.concatenate(
-            [open_store(s, "cris_shard")["scores"][...] for s in sorted(t.parent.glob("shard-*"))],
-            axis=1,
-        )
-        for t in (base_table, table)
+        np.concatenate([open_store(s, "cris_shard")["scores"][...] for s in paths], axis=1)
+        for paths in (base_shards, shards)
     ]
     assert np.array_equal(*scores)
     first, second = (open_units(u).store.attrs["concept_stores"] for u in (base_units, units))
