@@ -130,8 +130,13 @@ def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict
 
 
 def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
+    """Concept settings; the elbow threshold only with the elbow rule, so tuning it leaves
+    silhouette runs valid."""
     concepts = config["concepts"]
-    return {key: concepts[key] for key in ("max_concepts", "selection", "max_iter", "tol", "seed")}
+    keys = ("max_concepts", "selection", "max_iter", "tol", "seed")
+    elbow = concepts["selection"] == "elbow"
+    threshold = concepts["elbow_threshold"] if elbow else None
+    return {**{key: concepts[key] for key in keys}, "elbow_threshold": threshold}
 
 
 # CRIS masks per run: the paper's 4,000 for real models; the demo's 120 concepts
