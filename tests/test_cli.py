@@ -41,6 +41,7 @@ def test_resolved_settings_read_back_into_each_stage_type():
         "concepts": plan.resolve_concepts(config),
         "targets": plan.resolve_targets(masking),
         "cris": plan.resolve_cris(config),
+        "cris_gather": plan.resolve_cris_gather(config),
         "curves": plan.resolve_curves(config),
         "heads": plan.resolve_heads(config),
         "report": plan.resolve_report(config),

@@ -46,6 +46,11 @@ SETTING_CHANGES = {
     "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
     "cris": ({"cris": {"num_masks": 24}}, CRIS_ON),
     "cris_shards": ({"cris": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
+    # the video bootstrap is the gather's alone: no CRIS shard reruns
+    "cris_bootstrap": (
+        {"cris": {"video_bootstrap": 50}},
+        {"cris_gather": 1, "curves": 1, **REPORT_ON},
+    ),
     "masking": (  # every job that masks the model, and the targets scored by the metric
         {"masking": {"metric": "logit"}},
         {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1},

@@ -258,7 +258,7 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
 
 def _gathered(workdir: Path, layout: str) -> tuple[Path, Path]:
     """A run's CRIS table (by shard layout) and the units store it was computed from."""
-    table = next(workdir.glob(f"results/cris_gather/*/{layout}/concept_importance.tsv"))
+    table = next(workdir.glob(f"results/cris_gather/*/{layout}-*/concept_importance.tsv"))
     return table, table.parents[2] / "units.zarr"
 
 

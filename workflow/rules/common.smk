@@ -16,6 +16,7 @@ from videoconcepts.plan.settings import (
     job_gpus,
     resolve_concepts,
     resolve_cris,
+    resolve_cris_gather,
     resolve_curves,
     resolve_heads,
     resolve_masking,
@@ -105,6 +106,7 @@ MASKING_HASH = settings_hash(MASKING_SETTINGS)
 TARGET_SETTINGS = resolve_targets(MASKING_SETTINGS)
 CRIS_SETTINGS = resolve_cris(config)
 CRIS_HASH = settings_hash(CRIS_SETTINGS)
+GATHER_SETTINGS = resolve_cris_gather(config)
 CURVES_SETTINGS = resolve_curves(config)
 HEADS_SETTINGS = resolve_heads(config)
 REPORT_SETTINGS = resolve_report(config)
@@ -209,7 +211,7 @@ def targets_table() -> str:
 
 
 def cris_tag() -> str:
-    """CRIS shards, the gathered tables and the curves on them. Shard contents depend on
+    """CRIS shards, and below the gathered tables and the curves on them. Shard contents depend on
     the shard count and the masks per batch, so both name the folder. The gathered tables
     do not, but named so too, switching the layout back finds them instead of rerunning
     the gather, the curves and the report (as with features.videos_per_job)."""
@@ -225,8 +227,14 @@ def cris_shards() -> list[str]:
     return [cris_shard(f"{i:03d}") for i in range(config["cris"]["shards"])]
 
 
+def gather_tag() -> str:
+    """The gathered tables: the shards' folder and the gather's own settings (the video
+    bootstrap), so a new bootstrap count writes new tables and reruns no shard."""
+    return f"{cris_tag()}-{settings_hash(GATHER_SETTINGS)}"
+
+
 def cris_tables() -> dict[str, str]:
-    folder = f"{RESULTS}/cris_gather/{cris_tag()}"
+    folder = f"{RESULTS}/cris_gather/{gather_tag()}"
     return {
         "importance": f"{folder}/concept_importance.tsv",
         "stability": f"{folder}/stability.tsv",
@@ -242,7 +250,7 @@ def occlusion_table() -> str:
 
 
 def curves_tag() -> str:
-    return f"{cris_tag()}-{settings_hash(CURVES_SETTINGS)}"
+    return f"{gather_tag()}-{settings_hash(CURVES_SETTINGS)}"
 
 
 def curves_tables() -> dict[str, str]:
@@ -280,7 +288,7 @@ def run_settings() -> dict:
         "concepts": CONCEPT_SETTINGS,
         "masking": MASKING_SETTINGS,
         "cris": {
-            **CRIS_SETTINGS,
+            **GATHER_SETTINGS,
             "shards": config["cris"]["shards"],
             "masks_per_batch": config["masking"]["masks_per_batch"],
         },
@@ -309,7 +317,7 @@ def run_benchmarks() -> list[str]:
         f"targets/{targets_tag()}.tsv",
         f"occlusion/{occlusion_tag()}.tsv",
         f"cris/{cris_tag()}/shard-*.tsv",
-        f"cris_gather/{cris_tag()}.tsv",
+        f"cris_gather/{gather_tag()}.tsv",
         f"curves/{curves_tag()}.tsv",
         f"heads/{heads_tag()}.tsv",
     ]

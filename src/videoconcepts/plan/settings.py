@@ -202,6 +202,12 @@ def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def resolve_cris_gather(config: dict[str, Any]) -> dict[str, Any]:
+    """The gather's settings: the shards' CRIS settings and its own video bootstrap, which
+    names the gather's folder only, so changing it reruns no CRIS shard."""
+    return {**resolve_cris(config), "video_bootstrap": config["cris"]["video_bootstrap"]}
+
+
 def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:
     return dict(config["curves"])
 
