@@ -18,6 +18,7 @@ from videoconcepts.plan.settings import (
     resolve_cris,
     resolve_cris_gather,
     resolve_curves,
+    resolve_validation,
     resolve_heads,
     resolve_masking,
     resolve_report,
@@ -100,6 +101,7 @@ PROPOSALS_BY_METHOD = {
 PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
 CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
+VALIDATION_SETTINGS = resolve_validation(config)
 
 # Importance: masking (shared), targets, CRIS, curves and heads each name their own folder.
 MASKING_HASH = settings_hash(MASKING_SETTINGS)
@@ -170,6 +172,19 @@ def tubelet_store(proposals: str, layer, shard) -> str:
     return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
 
 
+def matched_store(wildcards) -> list[str]:
+    """The SLIC tubelets of the same layer and shard whose counts matched crops take."""
+    matched_to = PROPOSALS[wildcards.proposals].get("matched_to")
+    if matched_to is None:
+        return []
+    return [tubelet_store(matched_to, wildcards.layer, wildcards.shard)]
+
+
+def match_arg(wildcards, input) -> str:
+    """``--match <store>`` for matched random crops, else nothing."""
+    return f"--match '{input.match[0]}'" if input.match else ""
+
+
 def concepts_tag(proposals: str | None = None) -> str:
     return f"{FEATURES_TAG}-{proposals or proposals_hash()}-{CONCEPTS_HASH}"
 
@@ -184,7 +199,9 @@ def concept_stores(method: str | None = None) -> list[str]:
 
 def validation_tag() -> str:
     hashes = "-".join(proposals_hash(m) for m in ("slic", "random_crops"))
-    return f"{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}"
+    return (
+        f"{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}-{settings_hash(VALIDATION_SETTINGS)}"
+    )
 
 
 def validation_tables() -> list[str]:
@@ -297,7 +314,10 @@ def run_settings() -> dict:
         "report": REPORT_SETTINGS,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
-        settings["validation"] = PROPOSALS_BY_METHOD
+        settings["validation"] = {
+            **PROPOSALS_BY_METHOD,
+            "crossfit": VALIDATION_SETTINGS,
+        }
     return settings
 
 
