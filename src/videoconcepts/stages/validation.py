@@ -152,7 +152,7 @@ def validation_tables(
         ],
         ignore_index=True,
     )
-    scores = per_video.groupby(["method", "role", *CANDIDATE], as_index=False, sort=False).agg(
+    scores = per_video.groupby(["method", "role", *CANDIDATE], as_index=False).agg(
         mean_iou=("iou", "mean"), videos=("video", "nunique")
     )
     best = scores.loc[scores.groupby(["method", "role"])["mean_iou"].idxmax()]
