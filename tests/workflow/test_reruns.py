@@ -42,6 +42,7 @@ SETTING_CHANGES = {
         {**IMPORTANCE, "report": 1, "all": 1},
     ),
     "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
+    "concepts_elbow": ({"concepts": {"elbow_threshold": 0.9}}, CONCEPTS_ON),
     "validation": ({"validation": {"crossfit_splits": 5}}, {"validation": 1, **REPORT_ON}),
     "cris": ({"cris": {"num_masks": 24}}, CRIS_ON),
     "cris_shards": ({"cris": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
