@@ -36,9 +36,9 @@ class GatherSettings(CrisSettings):
     video_bootstrap: int
 
     @property
-    def cris(self) -> dict:
-        """The CRIS settings as the shards recorded them."""
-        return {f.name: getattr(self, f.name) for f in fields(CrisSettings)}
+    def cris(self) -> CrisSettings:
+        """The CRIS settings the shards ran with."""
+        return CrisSettings(**{f.name: getattr(self, f.name) for f in fields(CrisSettings)})
 
 
 Settings = GatherSettings
@@ -52,7 +52,7 @@ def gather_cris(
     The stability table gives the split-half rank correlation as masks accumulate, the
     curve a user checks to see whether ``num_masks`` was enough.
     """
-    cris = CrisSettings(**settings.cris)
+    cris = settings.cris
     units = open_units(units_path)
     opened = [(p, open_store(p, KIND)) for p in shard_paths]
     opened.sort(key=lambda item: item[1].attrs["mask_start"])
