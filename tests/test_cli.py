@@ -39,8 +39,10 @@ def test_resolved_settings_read_back_into_each_stage_type():
         "features": plan.resolve_features(config, model),
         "tubelets": plan.resolve_proposals(config, "slic"),
         "concepts": plan.resolve_concepts(config),
+        "validation": plan.resolve_validation(config),
         "targets": plan.resolve_targets(masking),
         "cris": plan.resolve_cris(config),
+        "cris_gather": plan.resolve_cris_gather(config),
         "curves": plan.resolve_curves(config),
         "heads": plan.resolve_heads(config),
         "report": plan.resolve_report(config),
@@ -53,6 +55,8 @@ def test_resolved_settings_read_back_into_each_stage_type():
         }, stage
     random = plan.resolve_proposals(config, "random_crops")
     assert load_stage("tubelets").Settings(**random).n_segments is None
+    slic = plan.resolve_proposals(config, "slic")
+    assert random["matched_to"] == plan.settings_hash(slic) and "matched_to" not in slic
     # no defaults of their own: a missing key is refused, and so is an unknown one
     cris = load_stage("cris").Settings
     with pytest.raises(argparse.ArgumentTypeError, match="CrisSettings"):

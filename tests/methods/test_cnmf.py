@@ -144,46 +144,66 @@ def test_float32(clusters):
 
 
 @pytest.mark.parametrize(
-    ("inertias", "ratio", "expected"),
+    ("inertias", "threshold", "expected"),
     [
         ([5.0], 0.95, 1),
-        ([100.0, 96.0], 0.95, 1),  # 96 > 95: k = 2 did not improve by 5 %
-        ([100.0, 94.0], 0.95, 2),  # still improving at the last k tried
-        ([100.0, 50.0, 20.0, 19.5, 10.0], 0.95, 3),  # stops at k = 4 although k = 5 improves
-        ([100.0, 80.0, 70.0], 0.9, 3),  # 70 < 72
-        ([100.0, 80.0, 70.0], 0.85, 2),  # 70 > 68
+        ([100.0, 96.0], 0.95, 2),  # 96 > 95 fires at k = 2, and k = 2 is kept
+        ([100.0, 94.0], 0.95, 2),  # never fires: the last k tried
+        ([100.0, 50.0, 20.0, 19.5, 10.0], 0.95, 4),  # 19.5 > 19 fires at k = 4
+        ([100.0, 80.0, 70.0], 0.9, 3),  # 80 < 90, 70 < 72: never fires
+        ([100.0, 80.0, 70.0], 0.85, 3),  # 70 > 68 fires at k = 3
+        ([100.0, 80.0, 70.0], 0.75, 2),  # 80 > 75 fires at k = 2
     ],
 )
-def test_elbow_rule(inertias, ratio, expected):
-    assert elbow_k(inertias, ratio) == expected
+def test_elbow_keeps_the_k_at_which_the_test_fires(inertias, threshold, expected):
+    """VTCD's cluster_dataset: break at the first k with inertia > threshold x the previous
+    and keep that k (hand-computed on these sequences)."""
+    assert elbow_k(inertias, threshold) == expected
 
 
 def test_elbow_rule_needs_values():
     with pytest.raises(ValueError):
-        elbow_k([])
+        elbow_k([], 0.95)
 
 
 def test_choose_n_concepts_by_elbow(clusters):
     X, _ = clusters
-    k, inertias = choose_n_concepts(X, method="elbow")
-    assert k == N_CLUSTERS
-    assert list(inertias) == [1, 2, 3, 4, 5]  # stopped at the first k that failed the rule
-    assert elbow_k(list(inertias.values())) == k
+    k, inertias = choose_n_concepts(X, 14, "elbow", 0, 0.95)
+    # k = 5 is the first k that barely improves on k = 4, and the reference keeps it
+    assert k == N_CLUSTERS + 1
+    assert list(inertias) == [1, 2, 3, 4, 5]  # stopped at the first k that fired
+    assert inertias[5] > 0.95 * inertias[4] and inertias[4] < 0.95 * inertias[3]
+    assert elbow_k(list(inertias.values()), 0.95) == k
+    # a threshold the k = 5 step passes runs on to the next k that fails it
+    assert choose_n_concepts(X, 14, "elbow", 0, 0.999)[0] > k
+
+
+def test_elbow_tries_k_up_to_max_concepts_and_one_less_than_the_rows():
+    """The reference tries k in range(1, min(inter_max_cluster, n)): at most n - 1, and
+    when the test never fires it keeps the last k tried."""
+    X = 10.0 * np.eye(6)  # equidistant rows: every k improves by more than 5 %
+    k, inertias = choose_n_concepts(X, 14, "elbow", 0, 0.95)
+    assert (k, list(inertias)) == (5, [1, 2, 3, 4, 5])
+    k, inertias = choose_n_concepts(X, 3, "elbow", 0, 0.95)
+    assert (k, list(inertias)) == (3, [1, 2, 3])
 
 
 def test_choose_n_concepts_by_silhouette(clusters):
     X, _ = clusters
-    k, scores = choose_n_concepts(X, max_concepts=8, method="silhouette")
+    k, scores = choose_n_concepts(X, 8, "silhouette", 0)
     assert k == N_CLUSTERS
     assert list(scores) == list(range(2, 9)) and max(scores.values()) == scores[k]
 
 
 def test_choose_n_concepts_small_inputs():
-    assert choose_n_concepts(np.ones((5, 3)))[0] == 1  # one distinct row
-    assert choose_n_concepts(np.eye(3)[[0, 1, 2, 0, 1]], method="elbow")[0] <= 3
-    assert choose_n_concepts(np.eye(2), method="silhouette") == (1, {})
+    assert choose_n_concepts(np.ones((5, 3)), 14, "elbow", 0, 0.95)[0] == 1  # one distinct row
+    assert choose_n_concepts(np.ones((1, 3)), 14, "elbow", 0, 0.95) == (1, {1: 0.0})
+    assert choose_n_concepts(np.eye(3)[[0, 1, 2, 0, 1]], 14, "elbow", 0, 0.95)[0] <= 3
+    assert choose_n_concepts(np.eye(2), 14, "silhouette", 0) == (1, {})
+    with pytest.raises(ValueError, match="threshold"):
+        choose_n_concepts(np.eye(3), 14, "elbow", 0)
     with pytest.raises(ValueError, match="method"):
-        choose_n_concepts(np.eye(3), method="gap")  # type: ignore[arg-type]
+        choose_n_concepts(np.eye(3), 14, "gap", 0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

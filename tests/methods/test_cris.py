@@ -10,6 +10,8 @@ from videoconcepts.methods.cris import (
     cris_estimate,
     sample_masks,
     split_half_stability,
+    video_bootstrap,
+    video_effects,
 )
 
 
@@ -54,3 +56,42 @@ def test_split_half_stability_is_high_for_a_clear_ranking():
     masks = sample_masks(2000, 50, 0.5, seed=2)
     noise = rng.normal(0, 1, (1, 2000))
     assert abs(split_half_stability(noise, masks, np.ones((1, 50), bool))) < 0.5
+
+
+def planted_video_effects(n_videos: int = 40, n_masks: int = 2000) -> tuple:
+    """Scores where unit 0 matters a lot in some videos and not at all in others (mean 1),
+    unit 1 matters by 0.5 in every video, unit 2 not at all; small mask noise."""
+    rng = np.random.default_rng(0)
+    masks = sample_masks(n_masks, 3, 0.5, seed=3)
+    effect0 = np.where(np.arange(n_videos) % 2 == 0, 2.0, 0.0)  # (V,)
+    effects = np.stack([effect0, np.full(n_videos, 0.5), np.zeros(n_videos)], 1)  # (V, U)
+    kept = (~masks).astype(float)  # (K, U)
+    scores = kept @ effects.T + rng.normal(0, 0.05, (n_masks, n_videos))
+    return scores.T, masks, np.ones((n_videos, 3), bool), effects
+
+
+def test_video_effects_average_to_the_importance():
+    scores, masks, presence, _ = planted_video_effects()
+    presence[::3, 1] = False
+    effects = video_effects(scores, masks, presence)
+    assert effects.shape == presence.shape and (effects[~presence] == 0).all()
+    np.testing.assert_allclose(effects.mean(0), cris_estimate(scores, masks, presence)[0])
+
+
+def test_video_bootstrap_is_wide_where_the_effect_varies_across_videos():
+    scores, masks, presence, planted = planted_video_effects()
+    importance, stderr = cris_estimate(scores, masks, presence)
+    low, high, se = video_bootstrap(video_effects(scores, masks, presence), 1000, seed=0)
+    assert (np.abs(importance - [1.0, 0.5, 0.0]) < 4 * stderr).all()
+    # unit 0: half the videos show 2, half 0 -> the video-mean's s.e. is about 1 / sqrt(40)
+    assert 0.12 < se[0] < 0.2 and se[0] > 10 * stderr[0]
+    assert low[0] < 0.8 and high[0] > 1.2 and low[0] < importance[0] < high[0]
+    # units 1 and 2: the same effect in every video -> a tight interval, even where the
+    # masks' noise (shared by all videos, so not in this interval) is larger
+    assert (high[1:] - low[1:] < 0.02).all() and (se[1:] < stderr[1:] / 5).all()
+    # seeded, and an absent unit's interval is exactly zero
+    again = video_bootstrap(video_effects(scores, masks, presence), 1000, seed=0)
+    np.testing.assert_array_equal(np.stack([low, high, se]), np.stack(again))
+    presence[:, 2] = False
+    low, high, se = video_bootstrap(video_effects(scores, masks, presence), 200, seed=1)
+    assert low[2] == high[2] == se[2] == 0

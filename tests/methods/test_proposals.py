@@ -178,9 +178,11 @@ def test_stats_golden_values():
 # --- random crops -------------------------------------------------------------------------
 
 
-def crops(seed: int, grid=(8, 16, 16), **kwargs) -> np.ndarray:
-    settings = proposal_settings(method="random_crops", **kwargs)
-    return random_crop_tubelets(grid, settings, np.random.default_rng(seed))
+def crops(seed: int, grid=(8, 16, 16), matched: int | None = None, **kwargs) -> np.ndarray:
+    """Random crops of a fixed count (12 unless given), or ``matched`` to that count."""
+    n_crops = "matched" if matched else kwargs.pop("n_crops", 12)
+    settings = proposal_settings(method="random_crops", n_crops=n_crops, **kwargs)
+    return random_crop_tubelets(grid, settings, np.random.default_rng(seed), matched)
 
 
 def test_random_crops_are_seeded():
@@ -211,13 +213,26 @@ def test_random_crops_drop_small_boxes():
         np.testing.assert_array_equal(labels == new, everything == old)
 
 
+def test_matched_random_crops_reach_the_count_exactly():
+    fixed = [crops(seed, n_crops=20, min_share=0.02).max() for seed in range(10)]
+    assert min(fixed) < 20  # a fixed count loses boxes to min_share
+    for seed in range(10):
+        labels = crops(seed, matched=20, min_share=0.02)
+        assert assert_consecutive(labels) == 20
+        assert (np.bincount(labels.ravel())[1:] >= 0.02 * labels.size).all()
+    with pytest.raises(ValueError, match="n_crops"):
+        settings = proposal_settings(method="random_crops", n_crops="matched")
+        random_crop_tubelets((8, 16, 16), settings, np.random.default_rng(0))
+
+
 # --- propose ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["slic", "random_crops"])
 def test_propose_works_on_the_upsampled_grid(method):
     volume, _ = moving_object_volume(0)
-    settings = proposal_settings(method=method, upsample=[1, 2, 2])
+    crops = {"n_crops": 12} if method == "random_crops" else {}
+    settings = proposal_settings(method=method, upsample=[1, 2, 2], **crops)
     assert settings.upsample == (1, 2, 2)
     labels, descriptors = propose(volume, settings)
     assert labels.shape == (4, 20, 20)

@@ -5,6 +5,7 @@ import pytest
 from videoconcepts.plan.settings import (
     analysed_layers,
     job_gpus,
+    resolve_concepts,
     resolve_decode,
     resolve_head_masking,
     resolve_masking,
@@ -80,6 +81,17 @@ def test_proposal_settings_keep_only_what_the_method_uses():
     config["tubelets"]["n_segments"] = 20
     assert resolve_proposals(config, "random_crops") == crops
     assert resolve_proposals(config) != slic
+
+
+def test_elbow_threshold_is_kept_only_with_the_elbow_rule():
+    concepts = {"max_concepts": 14, "max_iter": 10, "tol": 0.0, "seed": 0, "elbow_threshold": 0.9}
+    elbow = resolve_concepts({"concepts": {**concepts, "selection": "elbow"}})
+    assert elbow["elbow_threshold"] == 0.9
+    silhouette = {**concepts, "selection": "silhouette"}
+    assert resolve_concepts({"concepts": silhouette})["elbow_threshold"] is None
+    assert resolve_concepts({"concepts": silhouette}) == resolve_concepts(
+        {"concepts": {**silhouette, "elbow_threshold": 0.5}}
+    )
 
 
 def test_layers_default_to_all_and_are_checked_against_the_model():

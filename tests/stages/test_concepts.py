@@ -19,7 +19,12 @@ from videoconcepts.methods.decoding import DecodeSettings
 from videoconcepts.stages.concepts import ConceptSettings, write_concept_store
 from videoconcepts.stages.decode import write_decode_store
 from videoconcepts.stages.tubelets import write_tubelet_store
-from videoconcepts.stages.validation import role_masks_on_grid, validation_tables
+from videoconcepts.stages.validation import (
+    ValidationSettings,
+    crossfit_iou,
+    role_masks_on_grid,
+    validation_tables,
+)
 from videoconcepts.stores.base import atomic_store, open_store, write_array
 from videoconcepts.stores.concepts import ConceptSupport, open_concepts
 from videoconcepts.stores.decode import open_decoded
@@ -67,18 +72,22 @@ def pipeline(tmp_path_factory):
         ) as group:
             write_array(group, "keys", keys[rows], chunks=(1, 1, *keys.shape[2:]))
     concepts = {}
-    for method in ("slic", "random_crops"):
+    for method in ("slic", "random_crops"):  # crops matched to SLIC's counts (the default)
         settings = tubelet_settings(method=method, upsample=(2, 4, 4), n_segments=12)
         tubelets = []
         for s, shard in enumerate(shards):
             tubelets.append(root / f"tubelets-{method}-{s}.zarr")
-            write_tubelet_store(shard, 3, tubelets[-1], settings)
+            match = root / f"tubelets-slic-{s}.zarr" if method == "random_crops" else None
+            write_tubelet_store(shard, 3, tubelets[-1], settings, match)
         concepts[method] = root / f"concepts-{method}.zarr"
         write_concept_store(
             tubelets, concepts[method], ConceptSettings(**{**CONCEPTS, "max_concepts": 8}), "auto"
         )
     best, scores = validation_tables(
-        {m: [p] for m, p in concepts.items()}, root / "demo" / "ground_truth.zarr", root / "decode"
+        {m: [p] for m, p in concepts.items()},
+        root / "demo" / "ground_truth.zarr",
+        root / "decode",
+        ValidationSettings(crossfit_splits=10, seed=0),
     )
     return {"root": root, "concepts": concepts, "best": best, "scores": scores, "truth": truth}
 
@@ -135,6 +144,58 @@ def test_validation_prefers_slic_on_objects(pipeline):
     assert (slic.set_index("role").loc[["target", "occluder"], "head"] == 0).all()
     scores = pipeline["scores"]
     assert scores["mean_iou"].between(0, 1).all()
+
+
+def test_matched_random_crops_have_slics_count_per_video_and_head(pipeline):
+    for shard in (0, 1):
+        slic, crops = (
+            open_tubelets(pipeline["root"] / f"tubelets-{m}-{shard}.zarr")
+            for m in ("slic", "random_crops")
+        )
+        counts = [np.diff(store["offsets"][...]) for store in (slic, crops)]
+        np.testing.assert_array_equal(*counts)
+        assert len(set(counts[0])) > 1  # SLIC's count varies, and the crops follow it
+        assert crops.attrs["settings"]["n_crops"] == "matched"
+
+
+def test_matched_random_crops_need_the_slic_store(pipeline, tmp_path):
+    settings = tubelet_settings(method="random_crops", upsample=(2, 4, 4))
+    features = pipeline["root"] / "features-0.zarr"
+    with pytest.raises(ValueError, match="matched"):
+        write_tubelet_store(features, 3, tmp_path / "t.zarr", settings)
+    other = pipeline["root"] / "tubelets-slic-1.zarr"  # another shard's videos
+    with pytest.raises(ValueError, match="video"):
+        write_tubelet_store(features, 3, tmp_path / "t.zarr", settings, other)
+
+
+def test_validation_table_reports_in_sample_and_cross_fitted_iou(pipeline):
+    best = pipeline["best"]
+    assert {"mean_iou", "crossfit_iou"} <= set(best.columns)
+    assert best["crossfit_iou"].between(0, 1).all()
+    # choosing and scoring on the same videos can only flatter the chosen concept
+    assert (best["crossfit_iou"] <= best["mean_iou"] + 1e-9).all()
+
+
+def test_crossfit_scores_the_choice_on_held_out_videos():
+    """Ten candidates of equal true IoU 0.3 plus noise and one truly better (0.5): the
+    in-sample best is flattered by the noise, the cross-fitted score is not."""
+    rng = np.random.default_rng(0)
+    n_videos, rows = 30, []
+    for concept in range(11):
+        true = 0.5 if concept == 10 else 0.3
+        for video in range(n_videos):
+            iou = true + rng.normal(0, 0.3)
+            rows.append(("slic", "target", 3, 0, concept, f"v{video}", iou))
+            rows.append(("slic", "noise", 3, 0, concept, f"v{video}", 0.3 + rng.normal(0, 0.3)))
+    per_video = pd.DataFrame(
+        rows, columns=["method", "role", "layer", "head", "concept", "video", "iou"]
+    )
+    crossfit = crossfit_iou(per_video, splits=20, seed=0)
+    in_sample = per_video.groupby(["method", "role", "concept"])["iou"].mean()
+    assert abs(crossfit[("slic", "target")] - 0.5) < 0.06  # the better one is found
+    assert in_sample.loc[("slic", "noise")].max() > 0.38  # the noise's best looks good
+    assert abs(crossfit[("slic", "noise")] - 0.3) < 0.05  # but scores 0.3 held out
+    assert crossfit_iou(per_video, splits=20, seed=0).equals(crossfit)  # seeded
 
 
 def test_role_masks_follow_sampling_and_crop(pipeline, tmp_path):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
 from helpers import ABSENT, PLANTED, cpu, masking_settings
 
-from videoconcepts.methods.cris import (
-    CrisSettings,
-)
+from videoconcepts.methods.cris import CrisSettings
 from videoconcepts.stages.cris import write_cris_shard
-from videoconcepts.stages.cris_gather import gather_cris
+from videoconcepts.stages.cris_gather import GatherSettings, gather_cris
 from videoconcepts.stores.base import open_store
 
 
@@ -20,6 +20,7 @@ def cris_runs(planted_units, targets, tmp_path_factory):
     """The same CRIS run in 1 and in 3 shards (batch 8, 44 masks: a short last batch)."""
     root = tmp_path_factory.mktemp("cris")
     settings = CrisSettings(num_masks=44, mask_ratio=0.5, seed=0, stop_when_stable=None)
+    gather = GatherSettings(**asdict(settings), video_bootstrap=500)
     runs = {}
     for n_shards in (1, 3):
         paths = [root / f"{n_shards}-{s}.zarr" for s in range(n_shards)]
@@ -27,7 +28,7 @@ def cris_runs(planted_units, targets, tmp_path_factory):
             write_cris_shard(
                 planted_units, targets(), path, masking_settings(), settings, s, n_shards, cpu(8)
             )
-        runs[n_shards] = (paths, *gather_cris(planted_units, paths, settings))
+        runs[n_shards] = (paths, *gather_cris(planted_units, paths, gather))
     return runs
 
 
@@ -41,6 +42,15 @@ def test_cris_ranks_the_planted_unit_first_and_absent_units_zero(cris_runs):
     assert table.loc[ABSENT, "importance"] == 0 and table.loc[ABSENT, "stderr"] == 0
     assert table.loc[ABSENT, "n_videos"] == 0 and table.loc[PLANTED, "n_videos"] == 6
     assert stability["n_masks"].iloc[-1] == 44
+
+
+def test_gathered_table_has_a_video_bootstrap_interval(cris_runs):
+    table = cris_runs[1][1].set_index("unit")
+    low, high = table["video_ci_low"], table["video_ci_high"]
+    assert (low <= table["importance"] + 1e-6).all() and (table["importance"] <= high + 1e-6).all()
+    assert (table["video_se"] >= 0).all() and (high > low)[table["n_videos"] > 1].any()
+    assert table.loc[ABSENT, ["video_ci_low", "video_ci_high", "video_se"]].eq(0).all()
+    assert low[PLANTED] > 0  # the planted unit matters in every video it is in
 
 
 def test_sharded_cris_equals_unsharded(cris_runs):
@@ -62,6 +72,7 @@ def test_early_stop_keeps_a_prefix_of_the_masks(planted_units, targets, tmp_path
     attrs = open_store(path, "cris_shard").attrs
     assert done == 32 and attrs["stopped_early"] and attrs["mask_stop"] == 32
     assert attrs["stability"] >= 1e-6
-    table, stability = gather_cris(planted_units, [path], settings)
+    gather = GatherSettings(**asdict(settings), video_bootstrap=100)
+    table, stability = gather_cris(planted_units, [path], gather)
     assert stability["n_masks"].iloc[-1] == 32
     assert table.set_index("unit").loc[PLANTED, "rank"] == 1

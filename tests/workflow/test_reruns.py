@@ -28,11 +28,9 @@ SETTING_CHANGES = {
     "decode": ({"decode": {"clip_start": "start"}}, DECODE_ON),
     "features": ({"features": {"heads": ["keys", "values"]}}, FEATURES_ON),
     "features_shards": ({"features": {"videos_per_job": 3}}, FEATURES_ON),
-    # tuning SLIC leaves the random-crop baseline's tubelets and concepts valid
-    "tubelets_slic": (
-        {"tubelets": {"n_segments": 8}},
-        {**TUBELETS_ON, "tubelets": 4, "concepts": 2},
-    ),
+    # tuning SLIC reruns the random-crop baseline too: its crops are matched to SLIC's
+    # tubelet count per (video, head) (n_crops: matched), so they change with SLIC's
+    "tubelets_slic": ({"tubelets": {"n_segments": 8}}, TUBELETS_ON),
     # the baseline feeds the demo's validation (and the report showing it) only
     "tubelets_random_crops": (
         {"tubelets": {"n_crops": 8}},
@@ -44,8 +42,15 @@ SETTING_CHANGES = {
         {**IMPORTANCE, "report": 1, "all": 1},
     ),
     "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
+    "concepts_elbow": ({"concepts": {"elbow_threshold": 0.9}}, CONCEPTS_ON),
+    "validation": ({"validation": {"crossfit_splits": 5}}, {"validation": 1, **REPORT_ON}),
     "cris": ({"cris": {"num_masks": 24}}, CRIS_ON),
     "cris_shards": ({"cris": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
+    # the video bootstrap is the gather's alone: no CRIS shard reruns
+    "cris_bootstrap": (
+        {"cris": {"video_bootstrap": 50}},
+        {"cris_gather": 1, "curves": 1, **REPORT_ON},
+    ),
     "masking": (  # every job that masks the model, and the targets scored by the metric
         {"masking": {"metric": "logit"}},
         {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1},

@@ -259,10 +259,11 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
 def _gathered(workdir: Path, layout: str) -> tuple[Path, Path, list[Path]]:
     """A run's CRIS table (by shard layout), the units store it was computed from and the
     CRIS shards it gathered (their folders carry the same tags)."""
-    table = next(workdir.glob(f"results/cris_gather/*/{layout}/concept_importance.tsv"))
-    tag = table.parent.relative_to(workdir / "results" / "cris_gather")
-    units = workdir / "results" / "units" / "-".join(tag.parts[0].split("-")[:4]) / "units.zarr"
-    return table, units, sorted((workdir / "results" / "cris" / tag).glob("shard-*.zarr"))
+    table = next(workdir.glob(f"results/cris_gather/*/{layout}-*/concept_importance.tsv"))
+    tag = table.parent.relative_to(workdir / "results" / "cris_gather").parts[0]
+    units = workdir / "results" / "units" / "-".join(tag.split("-")[:4]) / "units.zarr"
+    shards = sorted((workdir / "results" / "cris" / tag / layout).glob("shard-*.zarr"))
+    return table, units, shards
 
 
 def _tubelets_by_video(workdir: Path, concepts: zarr.Group) -> dict[str, list[np.ndarray]]:

@@ -89,7 +89,7 @@ def test_run_produces_complete_stores(finished_run):
 
 def test_run_produces_importance_curves_and_head_pruning(finished_run):
     results = finished_run / "results"
-    cris = next(results.glob("cris_gather/*/shards-2x4/concept_importance.tsv"))
+    cris = next(results.glob("cris_gather/*/shards-2x4-*/concept_importance.tsv"))
     table = pd.read_csv(cris, sep="\t")
     assert set(table["layer"]) == {1, 3} and sorted(table["rank"]) == list(range(1, len(table) + 1))
     assert table["unit"].is_unique and table["stderr"].ge(0).all()

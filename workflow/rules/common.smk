@@ -16,8 +16,10 @@ from videoconcepts.plan.settings import (
     job_gpus,
     resolve_concepts,
     resolve_cris,
+    resolve_cris_gather,
     resolve_curves,
     resolve_head_masking,
+    resolve_validation,
     resolve_heads,
     resolve_masking,
     resolve_report,
@@ -104,12 +106,14 @@ PROPOSALS_BY_METHOD = {
 PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
 CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
+VALIDATION_SETTINGS = resolve_validation(config)
 
 # Importance: masking (shared), targets, CRIS, curves and heads each name their own folder.
 MASKING_HASH = settings_hash(MASKING_SETTINGS)
 TARGET_SETTINGS = resolve_targets(MASKING_SETTINGS)
 CRIS_SETTINGS = resolve_cris(config)
 CRIS_HASH = settings_hash(CRIS_SETTINGS)
+GATHER_SETTINGS = resolve_cris_gather(config)
 CURVES_SETTINGS = resolve_curves(config)
 HEADS_SETTINGS = resolve_heads(config)
 # Heads are always ranked and pruned by removing them, whatever the concepts' mode.
@@ -184,6 +188,19 @@ def tubelet_store(proposals: str, layer, shard) -> str:
     return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
 
 
+def matched_store(wildcards) -> list[str]:
+    """The SLIC tubelets of the same layer and shard whose counts matched crops take."""
+    matched_to = PROPOSALS[wildcards.proposals].get("matched_to")
+    if matched_to is None:
+        return []
+    return [tubelet_store(matched_to, wildcards.layer, wildcards.shard)]
+
+
+def match_arg(wildcards, input) -> str:
+    """``--match <store>`` for matched random crops, else nothing."""
+    return f"--match '{input.match[0]}'" if input.match else ""
+
+
 def concepts_tag(proposals: str | None = None) -> str:
     return f"{FEATURES_TAG}-{proposals or proposals_hash()}-{CONCEPTS_HASH}"
 
@@ -198,7 +215,9 @@ def concept_stores(method: str | None = None) -> list[str]:
 
 def validation_tag() -> str:
     hashes = "-".join(proposals_hash(m) for m in ("slic", "random_crops"))
-    return f"{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}"
+    return (
+        f"{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}-{settings_hash(VALIDATION_SETTINGS)}"
+    )
 
 
 def validation_tables() -> list[str]:
@@ -225,7 +244,7 @@ def targets_table() -> str:
 
 
 def cris_tag() -> str:
-    """CRIS shards, the gathered tables and the curves on them. Shard contents depend on
+    """CRIS shards, and below the gathered tables and the curves on them. Shard contents depend on
     the shard count and the masks per batch, so both name the folder. The gathered tables
     do not, but named so too, switching the layout back finds them instead of rerunning
     the gather, the curves and the report (as with features.videos_per_job)."""
@@ -241,8 +260,14 @@ def cris_shards() -> list[str]:
     return [cris_shard(f"{i:03d}") for i in range(config["cris"]["shards"])]
 
 
+def gather_tag() -> str:
+    """The gathered tables: the shards' folder and the gather's own settings (the video
+    bootstrap), so a new bootstrap count writes new tables and reruns no shard."""
+    return f"{cris_tag()}-{settings_hash(GATHER_SETTINGS)}"
+
+
 def cris_tables() -> dict[str, str]:
-    folder = f"{RESULTS}/cris_gather/{cris_tag()}"
+    folder = f"{RESULTS}/cris_gather/{gather_tag()}"
     return {
         "importance": f"{folder}/concept_importance.tsv",
         "stability": f"{folder}/stability.tsv",
@@ -258,7 +283,7 @@ def occlusion_table() -> str:
 
 
 def curves_tag() -> str:
-    return f"{cris_tag()}-{settings_hash(CURVES_SETTINGS)}"
+    return f"{gather_tag()}-{settings_hash(CURVES_SETTINGS)}"
 
 
 def curves_tables() -> dict[str, str]:
@@ -296,7 +321,7 @@ def run_settings() -> dict:
         "concepts": CONCEPT_SETTINGS,
         "masking": MASKING_SETTINGS,
         "cris": {
-            **CRIS_SETTINGS,
+            **GATHER_SETTINGS,
             "shards": config["cris"]["shards"],
             "masks_per_batch": config["masking"]["masks_per_batch"],
         },
@@ -305,7 +330,10 @@ def run_settings() -> dict:
         "report": REPORT_SETTINGS,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
-        settings["validation"] = PROPOSALS_BY_METHOD
+        settings["validation"] = {
+            **PROPOSALS_BY_METHOD,
+            "crossfit": VALIDATION_SETTINGS,
+        }
     return settings
 
 
@@ -325,7 +353,7 @@ def run_benchmarks() -> list[str]:
         f"targets/{targets_tag()}.tsv",
         f"occlusion/{occlusion_tag()}.tsv",
         f"cris/{cris_tag()}/shard-*.tsv",
-        f"cris_gather/{cris_tag()}.tsv",
+        f"cris_gather/{gather_tag()}.tsv",
         f"curves/{curves_tag()}.tsv",
         f"heads/{heads_tag()}.tsv",
     ]

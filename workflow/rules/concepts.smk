@@ -51,10 +51,11 @@ rule validation:
         mem_mb=2000,
         runtime=30,
     params:
+        settings=json.dumps(VALIDATION_SETTINGS),
         decode_dir=lambda wc, input: Path(input.decoded[0]).parent,
         concepts=lambda wc, input: [f"slic={p}" for p in input.slic]
         + [f"random_crops={p}" for p in input.random_crops],
     shell:
-        "videoconcepts validation --ground-truth {input.ground_truth:q}"
+        "videoconcepts validation --settings {params.settings:q} --ground-truth {input.ground_truth:q}"
         " --decode-dir {params.decode_dir:q} --out {output.best:q} --scores {output.scores:q}"
         " {params.concepts:q} > {log:q} 2>&1"

@@ -43,16 +43,16 @@ rule cris_gather:
         ),
         stability=cris_tables()["stability"],
     log:
-        log_path("cris_gather", cris_tag()),
+        log_path("cris_gather", gather_tag()),
     benchmark:
-        benchmark_path("cris_gather", cris_tag())
+        benchmark_path("cris_gather", gather_tag())
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=json.dumps(CRIS_SETTINGS),
+        settings=json.dumps(GATHER_SETTINGS),
     shell:
         "videoconcepts cris_gather --units {input.units:q} --settings {params.settings:q}"
         " --importance {output.importance:q} --stability {output.stability:q}"

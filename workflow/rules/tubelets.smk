@@ -2,6 +2,7 @@ rule tubelets:
     """Tubelet proposals (SLIC or random crops) for one layer of one feature shard."""
     input:
         features=f"{FEATURES_DIR}/shard-{{shard}}.zarr",
+        match=matched_store,
         code=code("tubelets"),
     output:
         directory(tubelet_store("{proposals}", "{layer}", "{shard}")),
@@ -21,6 +22,7 @@ rule tubelets:
     params:
         settings=lambda wc: json.dumps(PROPOSALS[wc.proposals]),
         layer=lambda wc: int(wc.layer),
+        match=match_arg,
     shell:
         "videoconcepts tubelets --features {input.features:q} --layer {params.layer} --out {output:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q} {params.match} > {log:q} 2>&1"

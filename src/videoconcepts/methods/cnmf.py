@@ -252,49 +252,56 @@ class ConvexNMF:
         return t
 
 
-def elbow_k(inertias: Sequence[float], ratio: float = 0.95) -> int:
-    """VTCD's elbow rule: ``inertias[i]`` belongs to k = i + 1; return the k before the first
-    k whose inertia exceeds ``ratio`` x the previous one (the last k that still improved by
-    more than 1 - ratio), or the largest k if every step improved."""
+def elbow_k(inertias: Sequence[float], threshold: float) -> int:
+    """VTCD's elbow rule: ``inertias[i]`` belongs to k = i + 1; return the first k whose
+    inertia exceeds ``threshold`` x the previous one (that k itself, as the reference keeps
+    the k its loop broke at), or the last k if the test never fires."""
     if len(inertias) == 0:
         raise ValueError("need at least one inertia")
     for k in range(2, len(inertias) + 1):
-        if inertias[k - 1] > ratio * inertias[k - 2]:
-            return k - 1
+        if inertias[k - 1] > threshold * inertias[k - 2]:
+            return k
     return len(inertias)
 
 
 def choose_n_concepts(
     X,
-    max_concepts: int = 14,
-    method: Literal["elbow", "silhouette"] = "elbow",
-    random_state: int = 0,
+    max_concepts: int,
+    method: Literal["elbow", "silhouette"],
+    random_state: int,
+    elbow_threshold: float | None = None,
 ) -> tuple[int, dict[int, float]]:
     """Number of concepts for X (n, d) and the score per k tried.
 
-    "elbow" (the VTCD reference code): k-means for k = 1, 2, ... stopping as ``elbow_k``
-    says; scores are inertias. "silhouette" (what the paper states): the k in
-    2..max_concepts with the best silhouette score of the k-means labels. k never exceeds
-    the number of distinct rows.
+    "elbow" (the VTCD reference code, utilities/clustering.py ``cluster_dataset``): k-means
+    for k = 1, 2, ..., min(max_concepts, n - 1), stopping as ``elbow_k`` says with
+    ``elbow_threshold``; scores are inertias. "silhouette" (what the paper states): the k
+    in 2..max_concepts with the best silhouette score of the k-means labels. k never
+    exceeds the number of distinct rows.
     """
     if max_concepts < 1:
         raise ValueError(f"max_concepts must be >= 1, got {max_concepts}")
     X = _as_array(X)
     k_max = min(max_concepts, len(np.unique(X, axis=0)))
     if method == "elbow":
-        return _choose_by_elbow(X, k_max, random_state)
+        if elbow_threshold is None:
+            raise ValueError("the elbow rule needs elbow_threshold")
+        # the reference tries range(1, min(inter_max_cluster, n)): never k = n
+        return _choose_by_elbow(X, max(1, min(k_max, len(X) - 1)), random_state, elbow_threshold)
     if method == "silhouette":
         return _choose_by_silhouette(X, k_max, random_state)
     raise ValueError(f"method must be 'elbow' or 'silhouette', got {method!r}")
 
 
-def _choose_by_elbow(X: np.ndarray, k_max: int, random_state: int) -> tuple[int, dict[int, float]]:
+def _choose_by_elbow(
+    X: np.ndarray, k_max: int, random_state: int, threshold: float
+) -> tuple[int, dict[int, float]]:
     inertias: list[float] = []
     for k in range(1, k_max + 1):
         inertias.append(float(_kmeans(X, k, random_state).inertia_))
-        if elbow_k(inertias) < k:
+        if k > 1 and inertias[-1] > threshold * inertias[-2]:
             break
-    return elbow_k(inertias), dict(enumerate(inertias, start=1))
+    return elbow_k(inertias, threshold), dict(enumerate(inertias, start=1))
 
 
 def _choose_by_silhouette(

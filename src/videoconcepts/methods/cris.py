@@ -5,6 +5,10 @@ probability ``mask_ratio``). A unit's importance is the mean score over the mask
 kept it minus the mean over the masks that removed it, averaged over the videos it
 appears in and counted as zero elsewhere (:func:`cris_estimate`), so a unit present in
 no video scores exactly zero.
+
+The standard error of :func:`cris_estimate` covers mask noise with the videos fixed;
+:func:`video_bootstrap` resamples the videos to say whether other videos would give the
+same importance.
 """
 
 from __future__ import annotations
@@ -67,6 +71,37 @@ def cris_estimate(
         out.append(mean)
         var.append(sq / np.maximum(n - 1, 1) / np.maximum(n, 1))
     return out[0] - out[1], np.sqrt(var[0] + var[1])
+
+
+def video_effects(scores: np.ndarray, masks: np.ndarray, presence: np.ndarray) -> np.ndarray:
+    """(V, U) each video's share of the importance: its mean score over the masks keeping
+    the unit minus its mean over the masks removing it, 0 where the unit is absent.
+
+    The estimator is linear in the videos, so the mean over videos is exactly
+    :func:`cris_estimate`'s importance.
+    """
+    scores = scores.astype(np.float64)
+    kept, removed = (~masks).astype(np.float64), masks.astype(np.float64)
+    kept_mean = scores @ kept / np.maximum(kept.sum(0), 1)
+    removed_mean = scores @ removed / np.maximum(removed.sum(0), 1)
+    return np.where(presence, kept_mean - removed_mean, 0.0)
+
+
+def video_bootstrap(
+    effects: np.ndarray, n_replicates: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Video-bootstrap 95 % percentile interval (low, high) and standard error per unit.
+
+    ``effects`` (V, U) from :func:`video_effects`. Each replicate draws V videos with
+    replacement; it is a multinomial count per video, so a replicate's importance is one
+    weighted mean of the rows, never a rerun of the estimator.
+    """
+    n_videos = effects.shape[0]
+    rng = np.random.default_rng([seed, 1])  # a stream apart from sample_masks(seed)
+    weights = rng.multinomial(n_videos, np.full(n_videos, 1 / n_videos), size=n_replicates)
+    replicates = weights @ effects / n_videos  # (B, U)
+    low, high = np.percentile(replicates, [2.5, 97.5], axis=0)
+    return low, high, replicates.std(axis=0, ddof=1)
 
 
 def half_importances(

@@ -34,7 +34,9 @@ class ProposalSettings:
     proposing; labels and descriptors live on that finer grid. ``min_share``: tubelets
     covering less than this share of the voxels are dropped (label 0). ``n_segments`` and
     ``compactness`` belong to ``slic``, ``n_crops`` and ``seed`` to ``random_crops``; the
-    other method's are None. No defaults: they live in the config schema.
+    other method's are None. ``n_crops`` "matched" takes the count per (video, head) from
+    the caller (the tubelets stage: SLIC's count there). No defaults: they live in the
+    config schema.
     """
 
     method: Literal["slic", "random_crops"]
@@ -42,7 +44,7 @@ class ProposalSettings:
     min_share: float
     n_segments: int | None = None
     compactness: float | None = None
-    n_crops: int | None = None
+    n_crops: int | Literal["matched"] | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -58,7 +60,8 @@ class ProposalSettings:
             raise ValueError(f"upsample must be three factors >= 1, got {self.upsample}")
         if not 0 <= self.min_share < 1:
             raise ValueError(f"min_share must be in [0, 1), got {self.min_share}")
-        if (self.n_segments or 1) < 1 or (self.n_crops or 1) < 1 or (self.compactness or 1) <= 0:
+        crops = 1 if self.n_crops in (None, "matched") else self.n_crops
+        if (self.n_segments or 1) < 1 or crops < 1 or (self.compactness or 1) <= 0:
             raise ValueError("n_segments and n_crops must be >= 1 and compactness > 0")
 
 
@@ -121,34 +124,43 @@ def slic_tubelets(volume: np.ndarray, settings: ProposalSettings) -> np.ndarray:
 
 
 def _random_boxes(
-    grid: tuple[int, int, int], n_boxes: int, rng: np.random.Generator
+    grid: tuple[int, int, int], n_boxes: int, rng: np.random.Generator, min_voxels: int = 0
 ) -> list[list[tuple[int, int]]]:
     """Tile ``grid`` with up to ``n_boxes`` boxes by random guillotine cuts.
 
     Each step picks a box with probability proportional to its volume, an axis with
     probability proportional to the box's extent relative to the grid (so T, H and W are
-    treated alike whatever their resolution), and cuts it between 1/4 and 3/4 of that extent.
+    treated alike whatever their resolution), and cuts it between 1/4 and 3/4 of that
+    extent, leaving both parts at least ``min_voxels`` (boxes and axes where no cut does
+    are not picked).
     """
     boxes = [[(0, int(n)) for n in grid]]
     while len(boxes) < n_boxes:
         extents = np.array([[hi - lo for lo, hi in box] for box in boxes])
-        volumes = np.where((extents >= 2).any(axis=1), extents.prod(axis=1), 0)
+        face = extents.prod(axis=1, keepdims=True) // extents  # voxels per unit of extent
+        need = -(-min_voxels // face)
+        first = np.maximum(np.maximum(1, np.round(extents / 4)), need).astype(int)
+        last = np.minimum(np.minimum(extents - 1, np.round(3 * extents / 4)), extents - need)
+        cuttable = last.astype(int) >= first  # (boxes, axes)
+        volumes = np.where(cuttable.any(axis=1), extents.prod(axis=1), 0)
         if volumes.sum() == 0:
             break
         i = rng.choice(len(boxes), p=volumes / volumes.sum())
         box, length = boxes.pop(i), extents[i]
-        weight = np.where(length >= 2, length / np.asarray(grid), 0)
+        weight = np.where(cuttable[i], length / np.asarray(grid), 0)
         axis = rng.choice(3, p=weight / weight.sum())
         lo, hi = box[axis]
-        n = hi - lo
-        cut = lo + int(rng.integers(max(1, round(n / 4)), min(n - 1, round(3 * n / 4)) + 1))
+        cut = lo + int(rng.integers(first[i, axis], int(last[i, axis]) + 1))
         boxes.append([*box[:axis], (lo, cut), *box[axis + 1 :]])
         boxes.append([*box[:axis], (cut, hi), *box[axis + 1 :]])
     return boxes
 
 
 def random_crop_tubelets(
-    grid: tuple[int, int, int], settings: ProposalSettings, rng: np.random.Generator
+    grid: tuple[int, int, int],
+    settings: ProposalSettings,
+    rng: np.random.Generator,
+    n_crops: int | None = None,
 ) -> np.ndarray:
     """The image-style baseline: ``n_crops`` random spatiotemporal boxes on ``grid``.
 
@@ -157,9 +169,20 @@ def random_crop_tubelets(
     drawn as a random tiling instead: every tubelet is a whole axis-aligned box of random
     extent and position, and the boxes partition the grid like SLIC's tubelets do. Boxes
     below ``min_share`` are then dropped (label 0) and the rest numbered 1..n (seeded order).
+
+    With ``settings.n_crops`` "matched", ``n_crops`` is the count to reach: no cut leaves a
+    box below ``min_share``, so none is dropped and the baseline gets exactly as many
+    tubelets as SLIC found (fewer only if the grid cannot hold them).
     """
+    min_voxels = 0
+    if settings.n_crops == "matched":
+        if n_crops is None:
+            raise ValueError("matched random crops need n_crops (SLIC's count) from the caller")
+        min_voxels = int(np.ceil(settings.min_share * np.prod(grid)))
+    else:
+        n_crops = settings.n_crops
     labels = np.zeros(grid, dtype=np.int32)
-    for i, box in enumerate(_random_boxes(grid, settings.n_crops, rng), start=1):
+    for i, box in enumerate(_random_boxes(grid, n_crops, rng, min_voxels), start=1):
         labels[tuple(slice(lo, hi) for lo, hi in box)] = i
     return _drop_and_renumber(labels, settings.min_share)
 
@@ -222,17 +245,21 @@ def tubelet_stats(labels: np.ndarray) -> pd.DataFrame:
 
 
 def propose(
-    volume: np.ndarray, settings: ProposalSettings, rng: np.random.Generator | None = None
+    volume: np.ndarray,
+    settings: ProposalSettings,
+    rng: np.random.Generator | None = None,
+    n_crops: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upsample if asked, cut into tubelets, describe them: (labels, descriptors).
 
-    ``rng`` only matters for ``random_crops``; None seeds one from ``settings.seed`` (a
-    caller proposing for many videos should pass one generator, or derive per-video seeds).
+    ``rng`` and ``n_crops`` (the count of matched crops) only matter for ``random_crops``;
+    a None ``rng`` seeds one from ``settings.seed`` (a caller proposing for many videos
+    should pass one generator, or derive per-video seeds).
     """
     fine = upsample_volume(volume, settings.upsample)
     if settings.method == "slic":
         labels = slic_tubelets(fine, settings)
     else:
         rng = np.random.default_rng(settings.seed) if rng is None else rng
-        labels = random_crop_tubelets(fine.shape[:3], settings, rng)
+        labels = random_crop_tubelets(fine.shape[:3], settings, rng, n_crops)
     return labels, tubelet_descriptors(fine, labels)

@@ -109,8 +109,9 @@ def analysed_layers(config: dict[str, Any]) -> list[int]:
 def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict[str, Any]:
     """Tubelet settings the method uses (``method`` overrides the configured one).
 
-    Only the method's own parameters are kept, so tuning SLIC leaves the random-crop
-    baseline's outputs valid, and the other way round.
+    Only the method's own parameters are kept, so tuning the random crops leaves SLIC's
+    outputs valid, and so does tuning SLIC for crops of a fixed count. Crops matched to
+    SLIC's counts carry SLIC's settings hash (``matched_to``): tuning SLIC names new crops.
     """
     tubelets = config["tubelets"]
     method = method or tubelets["method"]
@@ -127,12 +128,19 @@ def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict
         resolved.update(n_segments=tubelets["n_segments"], compactness=compactness)
     else:
         resolved.update(n_crops=tubelets["n_crops"], seed=tubelets["seed"])
+        if tubelets["n_crops"] == "matched":
+            resolved["matched_to"] = settings_hash(resolve_proposals(config, "slic"))
     return resolved
 
 
 def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
+    """Concept settings; the elbow threshold only with the elbow rule, so tuning it leaves
+    silhouette runs valid."""
     concepts = config["concepts"]
-    return {key: concepts[key] for key in ("max_concepts", "selection", "max_iter", "tol", "seed")}
+    keys = ("max_concepts", "selection", "max_iter", "tol", "seed")
+    elbow = concepts["selection"] == "elbow"
+    threshold = concepts["elbow_threshold"] if elbow else None
+    return {**{key: concepts[key] for key in keys}, "elbow_threshold": threshold}
 
 
 # CRIS masks per run: the paper's 4,000 for real models; the demo's 120 concepts
@@ -215,6 +223,16 @@ def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
         "num_masks": num_masks,
         **{key: cris[key] for key in ("mask_ratio", "seed", "stop_when_stable")},
     }
+
+
+def resolve_cris_gather(config: dict[str, Any]) -> dict[str, Any]:
+    """The gather's settings: the shards' CRIS settings and its own video bootstrap, which
+    names the gather's folder only, so changing it reruns no CRIS shard."""
+    return {**resolve_cris(config), "video_bootstrap": config["cris"]["video_bootstrap"]}
+
+
+def resolve_validation(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config["validation"])
 
 
 def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,7 @@ def section(context: Context) -> str:
             "concept": concepts["concept"],
             "importance": concepts["importance"],
             "± s.e.": concepts["stderr"],
+            "± video s.e.": concepts["video_se"],
             "occlusion rank": occlusion_rank.reindex(concepts["unit"]).to_numpy(),
             "videos": concepts["n_videos"],
             "tubelets": concepts["tubelets"],
@@ -196,8 +197,10 @@ def section(context: Context) -> str:
     return f"""
 <h2>Concepts ranked by importance (CRIS)</h2>
 <p class="note">Importance: mean metric when a concept is kept minus when it is masked
-(with its standard error). Clips: the concept's support in the videos where it covers
-most tokens, the rest dimmed, outline in yellow. Hover a clip for the video ids.</p>
+(± s.e.: over the masks, with the videos fixed; ± video s.e.: over videos resampled,
+whether other videos would give the same importance). Clips: the concept's support in
+the videos where it covers most tokens, the rest dimmed, outline in yellow. Hover a clip
+for the video ids.</p>
 <div class="filters">
 <label>layer <select id="layer">{options(layers)}</select></label>
 <label>head <select id="head">{options(head_ids)}</select></label>

@@ -33,6 +33,7 @@ HELP = "Convex NMF concepts for one layer"
 class ConceptSettings:
     max_concepts: int
     selection: Literal["elbow", "silhouette"]
+    elbow_threshold: float | None  # None with silhouette
     max_iter: int
     tol: float
     seed: int
@@ -60,7 +61,9 @@ def fit_head(
     X: np.ndarray, settings: ConceptSettings, device: torch.device
 ) -> tuple[ConvexNMF, dict[int, float]]:
     """Choose the number of concepts, then fit Convex NMF on one head's descriptors."""
-    k, scores = choose_n_concepts(X, settings.max_concepts, settings.selection, settings.seed)
+    k, scores = choose_n_concepts(
+        X, settings.max_concepts, settings.selection, settings.seed, settings.elbow_threshold
+    )
     model = ConvexNMF(k, settings.max_iter, settings.tol, settings.seed, device)
     return model.fit(X), scores
 

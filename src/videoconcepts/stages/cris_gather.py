@@ -1,11 +1,11 @@
-"""cris_gather: reduce the CRIS shards to importance, standard error and ranking stability."""
+"""cris_gather: reduce the CRIS shards to importance, standard errors and ranking stability."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ from videoconcepts.methods.cris import (
     half_importances,
     sample_masks,
     split_half_stability,
+    video_bootstrap,
+    video_effects,
 )
 from videoconcepts.methods.ranking import ranked
 from videoconcepts.runtime import typed_json
@@ -25,17 +27,32 @@ from videoconcepts.stores.cris import KIND
 from videoconcepts.stores.units import open_units
 
 HELP = "reduce CRIS shards to importance"
-Settings = CrisSettings
+
+
+@dataclass(frozen=True)
+class GatherSettings(CrisSettings):
+    """The shards' CRIS settings, and the video-bootstrap replicates of the gather alone."""
+
+    video_bootstrap: int
+
+    @property
+    def cris(self) -> CrisSettings:
+        """The CRIS settings the shards ran with."""
+        return CrisSettings(**{f.name: getattr(self, f.name) for f in fields(CrisSettings)})
+
+
+Settings = GatherSettings
 
 
 def gather_cris(
-    units_path: str | Path, shard_paths: Sequence[str | Path], cris: CrisSettings
+    units_path: str | Path, shard_paths: Sequence[str | Path], settings: GatherSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reduce CRIS shards to (importance table, stability table).
 
     The stability table gives the split-half rank correlation as masks accumulate, the
     curve a user checks to see whether ``num_masks`` was enough.
     """
+    cris = settings.cris
     units = open_units(units_path)
     opened = [(p, open_store(p, KIND)) for p in shard_paths]
     opened.sort(key=lambda item: item[1].attrs["mask_start"])
@@ -61,6 +78,9 @@ def gather_cris(
     importance, stderr = cris_estimate(scores, masks, units.presence)
     table = units.table.copy()
     table["importance"], table["stderr"] = importance, stderr
+    effects = video_effects(scores, masks, units.presence)
+    low, high, se = video_bootstrap(effects, settings.video_bootstrap, cris.seed)
+    table["video_ci_low"], table["video_ci_high"], table["video_se"] = low, high, se
     table["importance_even"], table["importance_odd"] = half_importances(
         scores, masks, units.presence
     )

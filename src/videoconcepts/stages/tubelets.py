@@ -1,7 +1,9 @@
 """tubelets: proposals for every (video, head) of one layer of a feature shard.
 
 One job reads ``features[kind][:, layer]`` one video (one chunk) at a time, so its memory
-is bounded by a video's layer, not by the data set.
+is bounded by a video's layer, not by the data set. Random crops with ``n_crops: matched``
+also read the SLIC tubelet store of the same layer and shard, and take its tubelet count
+per (video, head), so the baseline's crops are as many, and as large, as SLIC's tubelets.
 """
 
 from __future__ import annotations
@@ -20,16 +22,21 @@ from videoconcepts.methods.proposals import LABEL_DTYPE, ProposalSettings, propo
 from videoconcepts.runtime import typed_json
 from videoconcepts.stores.base import atomic_store, create_array, write_array
 from videoconcepts.stores.features import open_features
-from videoconcepts.stores.tubelets import KIND, TABLE_COLUMNS
+from videoconcepts.stores.tubelets import KIND, TABLE_COLUMNS, open_tubelets
 
 HELP = "tubelet proposals for one layer of a shard"
 
 
 @dataclass(frozen=True, kw_only=True)
 class TubeletSettings(ProposalSettings):
-    """The proposal settings, and which captured head features they run on."""
+    """The proposal settings, and which captured head features they run on.
+
+    ``matched_to`` (random crops with ``n_crops`` "matched" only): the settings hash of the
+    SLIC tubelets whose counts they take, so that tuning SLIC names new crops too.
+    """
 
     head_kind: str
+    matched_to: str | None = None
 
 
 Settings = TubeletSettings
@@ -43,15 +50,37 @@ def video_rng(settings: ProposalSettings, video_id: str) -> np.random.Generator 
     return np.random.default_rng([settings.seed, zlib.crc32(video_id.encode())])
 
 
+def matched_counts(match: str | Path, expected: dict) -> np.ndarray:
+    """(videos, heads) tubelet counts of the SLIC store ``match``, checked to hold the
+    ``expected`` attributes (videos, layer, heads, grid) of the store being written."""
+    slic = open_tubelets(match)
+    if slic.attrs["settings"]["method"] != "slic":
+        raise ValueError(f"{match}: not SLIC tubelets")
+    for key, value in expected.items():
+        if slic.attrs[key] != value:
+            raise ValueError(f"{match}: {key} differ from the matched crops' ({value})")
+    return np.diff(slic["offsets"][...]).reshape(len(expected["video_ids"]), -1)
+
+
 def write_tubelet_store(
     feature_store: str | Path,
     layer: int,
     out: str | Path,
     settings: TubeletSettings,
+    match: str | Path | None = None,
 ) -> int:
-    """Propose tubelets for model layer ``layer`` of every video in a shard; return the count."""
+    """Propose tubelets for model layer ``layer`` of every video in a shard; return the count.
+
+    ``match``: the SLIC tubelet store of the same layer and shard, for matched random crops.
+    """
     features = open_features(feature_store)
     attrs = features.attrs
+    matched = settings.method == "random_crops" and settings.n_crops == "matched"
+    if matched != (match is not None):
+        raise ValueError(
+            "random crops with n_crops 'matched' need the SLIC tubelet store (match), "
+            "and only they take one"
+        )
     if settings.head_kind not in attrs["head_kinds"]:
         raise ValueError(
             f"{feature_store}: has no {settings.head_kind!r} (stored: {attrs['head_kinds']})"
@@ -62,6 +91,8 @@ def write_tubelet_store(
     index = attrs["layers"].index(layer)
     n_videos, n_heads = heads.shape[0], heads.shape[2]
     grid = [g * f for g, f in zip(attrs["grid"], settings.upsample, strict=True)]
+    shape = {"video_ids": attrs["video_ids"], "layer": layer, "num_heads": n_heads, "grid": grid}
+    counts = matched_counts(match, shape) if matched else None
     rows, descriptors, offsets = [], [], [0]
     with atomic_store(
         out,
@@ -73,6 +104,7 @@ def write_tubelet_store(
         grid=grid,
         feature_grid=attrs["grid"],
         feature_store=str(feature_store),
+        matched_store=str(match) if matched else None,
         table_columns=list(TABLE_COLUMNS),
         settings=asdict(settings),
     ) as store:
@@ -87,7 +119,8 @@ def write_tubelet_store(
             volumes = heads[v, index]  # (heads, T', H', W', C): one chunk
             rng = video_rng(settings, video_id)
             for h in range(n_heads):
-                label_volume, desc = propose(volumes[h], settings, rng)
+                n_crops = None if counts is None else int(counts[v, h])
+                label_volume, desc = propose(volumes[h], settings, rng, n_crops)
                 labels[v, h] = label_volume
                 stats = tubelet_stats(label_volume)
                 stats.insert(0, "head", h)
@@ -115,8 +148,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", type=int, required=True, help="model layer (0-based)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
+    parser.add_argument(
+        "--match", help="SLIC tubelets of the same layer and shard (matched random crops)"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    count = write_tubelet_store(args.features, args.layer, args.out, args.settings)
+    count = write_tubelet_store(args.features, args.layer, args.out, args.settings, args.match)
     print(f"{count} tubelets in {args.out}", file=sys.stderr)
