@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +29,15 @@ def typed_json(kind: type[T]) -> Callable[[str], T]:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def named_paths(items: Sequence[str]) -> dict[str, list[str]]:
+    """``NAME=path`` arguments grouped by name, in order (a name repeated gives a list)."""
+    named: dict[str, list[str]] = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        named.setdefault(name, []).append(path)
+    return named
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from videoconcepts.methods.curves import attribution_curves, fidelity_checks
 from videoconcepts.models.scorer import MaskingSettings, UnitJob
-from videoconcepts.runtime import Runtime, typed_json
+from videoconcepts.runtime import Runtime, named_paths, typed_json
 from videoconcepts.stores.base import write_table
 
 HELP = "attribution curves and their areas"
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    tables = dict(item.partition("=")[::2] for item in args.importance)
+    tables = {method: paths[0] for method, paths in named_paths(args.importance).items()}
     curves, areas, checks = curve_tables(
         args.units, args.targets, tables, args.masking, args.settings, Runtime.from_args(args)
     )

@@ -13,7 +13,7 @@ import sys
 from videoconcepts.report import cris, curves, heads, validation
 from videoconcepts.report import run as run_section
 from videoconcepts.report.page import Inputs, ReportSettings, write_report
-from videoconcepts.runtime import typed_json
+from videoconcepts.runtime import named_paths, typed_json
 
 HELP = "the HTML report of a run"
 Settings = ReportSettings
@@ -28,11 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    named: dict[str, list[str]] = {}
-    for item in args.inputs:
-        name, _, path = item.partition("=")
-        named.setdefault(name, []).append(path)
     index = write_report(
-        args.out, SECTIONS, Inputs(named), args.settings, json.loads(args.run_settings)
+        args.out,
+        SECTIONS,
+        Inputs(named_paths(args.inputs)),
+        args.settings,
+        json.loads(args.run_settings),
     )
     print(f"report: {index}", file=sys.stderr)

@@ -29,7 +29,7 @@ import zarr
 from skimage.transform import resize
 from tqdm import tqdm
 
-from videoconcepts.runtime import typed_json
+from videoconcepts.runtime import named_paths, typed_json
 from videoconcepts.stores.base import open_store, write_table
 from videoconcepts.stores.concepts import ConceptSupport, open_concepts
 from videoconcepts.stores.decode import open_decoded
@@ -175,10 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    stores: dict[str, list[str]] = {}
-    for item in args.concepts:
-        method, _, path = item.partition("=")
-        stores.setdefault(method, []).append(path)
+    stores = named_paths(args.concepts)
     best, scores = validation_tables(stores, args.ground_truth, args.decode_dir, args.settings)
     write_table(best, args.out, "%.4f")
     write_table(scores, args.scores, "%.4f")
