@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from videoconcepts.runtime import Runtime, typed_json
 from videoconcepts.stores.base import atomic_store
-from videoconcepts.stores.decode import decode_status, open_decoded
+from videoconcepts.stores.decode import open_decoded, split_decoded
 from videoconcepts.stores.features import KIND, create_feature_arrays
 
 if TYPE_CHECKING:  # the model code loads only in the features job itself
@@ -44,17 +44,6 @@ class FeatureSettings:
 Settings = FeatureSettings
 
 
-def _split_ok(decode_stores: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
-    ok, skipped = [], []
-    for store in decode_stores:
-        status = decode_status(store)
-        if status["status"] == "ok":
-            ok.append(Path(store))
-        else:
-            skipped.append(status)
-    return ok, skipped
-
-
 def _check_clip_shape(store: Path, frames: zarr.Array, adapter: ModelAdapter) -> None:
     expected = (adapter.num_frames, adapter.image_size, adapter.image_size, 3)
     if tuple(frames.shape) != expected:
@@ -74,7 +63,7 @@ def write_feature_store(
     """Capture features for every decoded (not skipped) video; return how many were stored."""
     from videoconcepts.models import load_adapter
 
-    ok, skipped = _split_ok([Path(s) for s in decode_stores])
+    ok, _, skipped = split_decoded(decode_stores)
     adapter = load_adapter(settings.model, runtime.device)
     layers = list(range(adapter.num_layers)) if settings.layers is None else settings.layers
     groups = [open_decoded(store) for store in ok]

@@ -18,7 +18,7 @@ from videoconcepts.models import load_adapter
 from videoconcepts.models.scorer import MaskingSettings, MaskScorer
 from videoconcepts.runtime import Runtime, typed_json
 from videoconcepts.stores.base import write_table
-from videoconcepts.stores.decode import Clips, decode_status
+from videoconcepts.stores.decode import Clips, split_decoded
 from videoconcepts.stores.targets import read_targets
 
 HELP = "head importance and pruning curve"
@@ -56,8 +56,7 @@ def head_importance(
             f"heads: masking.mode is {masking.mode!r}; heads are ranked and pruned by "
             "removing them (mode 'remove'), so both estimate the same intervention"
         )
-    ok = [p for p in decode_stores if decode_status(p)["status"] == "ok"]
-    ids = [decode_status(p)["id"] for p in ok]
+    ok, ids, _ = split_decoded(decode_stores)
     estimation, held_out, evaluated_on = split_videos(ids, settings.held_out)
     adapter = load_adapter(masking.model, runtime.device)
     layers, n_heads = list(range(adapter.num_layers)), adapter.num_heads

@@ -23,7 +23,7 @@ from videoconcepts.models import load_adapter
 from videoconcepts.plan.samples import load_samples
 from videoconcepts.runtime import Runtime, typed_json
 from videoconcepts.stores.base import write_table
-from videoconcepts.stores.decode import Clips, decode_status
+from videoconcepts.stores.decode import Clips, split_decoded
 from videoconcepts.stores.targets import BASELINE_FORMAT, COLUMNS
 
 HELP = "target class and unmasked score of every usable video"
@@ -49,8 +49,7 @@ def target_table(
     device: str,
 ) -> pd.DataFrame:
     """One row per decoded (not skipped) video: its label, prediction, target and score."""
-    ok = [p for p in decode_stores if decode_status(p)["status"] == "ok"]
-    ids = [decode_status(p)["id"] for p in ok]
+    ok, ids, _ = split_decoded(decode_stores)
     adapter = load_adapter(settings.model, device)
     clips = Clips(ids, ok)
     frames = (torch.from_numpy(clips.frames(v))[None] for v in range(len(clips)))

@@ -40,6 +40,22 @@ def decode_status(path: str | Path) -> dict[str, str]:
     }
 
 
+def split_decoded(
+    decode_stores: Sequence[str | Path],
+) -> tuple[list[Path], list[str], list[dict[str, str]]]:
+    """The stores that hold frames, their video ids, and the status of each skipped video
+    (each store's attributes read once)."""
+    ok, ids, skipped = [], [], []
+    for store in decode_stores:
+        status = decode_status(store)
+        if status["status"] == "ok":
+            ok.append(Path(store))
+            ids.append(status["id"])
+        else:
+            skipped.append(status)
+    return ok, ids, skipped
+
+
 class Clips:
     """Decoded clips of the videos a job scores, read one at a time from their stores."""
 
