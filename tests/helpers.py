@@ -206,7 +206,7 @@ def cpu(batch_size: int):
     """The runtime options of a test job: CPU, ``batch_size`` per forward, one thread."""
     from videoconcepts.runtime import Runtime
 
-    return Runtime("cpu", batch_size, 1)
+    return Runtime("cpu", "float32", batch_size, 1)
 
 
 # The planted units of the masking stages' tests (tests/stages/conftest.py): unit 0 covers

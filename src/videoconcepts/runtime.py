@@ -2,9 +2,10 @@
 
 A stage's settings arrive as the JSON the workflow resolved (and hashed into the output
 path) and are read straight into the stage's settings type, which has no defaults of
-its own: defaults live in the config schema only. Runtime options (device, batch size,
-threads) change speed, not results, so they travel apart as one :class:`Runtime` and are
-never hashed.
+its own: defaults live in the config schema only. Runtime options (device, precision,
+batch size, threads) change speed, and results by rounding noise at most (bf16; the
+README gives the demo's comparison), so they travel apart as one :class:`Runtime` and
+are never hashed.
 """
 
 from __future__ import annotations
@@ -42,15 +43,23 @@ def named_paths(items: Sequence[str]) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class Runtime:
-    """How a model-running job runs: device, items per forward pass, CPU threads for torch."""
+    """How a model-running job runs: device, compute precision, items per forward pass,
+    CPU threads for torch."""
 
     device: str
+    precision: str
     batch_size: int
     threads: int
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
+        parser.add_argument(
+            "--precision",
+            required=True,
+            choices=["auto", "float32", "bfloat16"],
+            help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
+        )
         parser.add_argument("--batch-size", type=int, required=True, help="items per forward")
         parser.add_argument("--threads", type=int, required=True, help="CPU threads for torch")
 
@@ -60,4 +69,4 @@ class Runtime:
         import torch
 
         torch.set_num_threads(args.threads)
-        return cls(args.device, args.batch_size, args.threads)
+        return cls(args.device, args.precision, args.batch_size, args.threads)

@@ -416,8 +416,8 @@ def test_flop_count_is_the_counters_and_pruning_saves_the_attention_share(family
 
 @pytest.mark.parametrize("mode", ["zero", "remove"])
 def test_bf16_autocast_path_masks_like_fp32(family_adapter, mode, monkeypatch):
-    """The CUDA path (bf16 autocast) exercised on the CPU's bf16 autocast: hooks, the
-    key bias and the outputs cope with bf16 projections; results stay near fp32's."""
+    """bf16 precision (autocast, on CUDA and on CPUs with native bf16): hooks, the key
+    bias and the outputs cope with bf16 projections; results stay near fp32's."""
     _, adapter = family_adapter
     frames = clips(adapter)
     masks = torch.zeros(2, adapter.num_layers, adapter.num_heads, adapter.grid.size, dtype=bool)
@@ -429,7 +429,7 @@ def test_bf16_autocast_path_masks_like_fp32(family_adapter, mode, monkeypatch):
             return adapter.logits(frames)
 
     fp32 = masked()
-    monkeypatch.setattr(adapter, "autocast", lambda: torch.autocast("cpu", torch.bfloat16))
+    monkeypatch.setattr(adapter, "precision", torch.bfloat16)
     bf16 = masked()
     assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
     scale = fp32.abs().max().clamp(min=1)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from videoconcepts.demo.synthetic import EVENTS
-from videoconcepts.models import load_adapter
+from videoconcepts.models import devices, load_adapter
 from videoconcepts.plan.checkpoints import DEMO, MissingCheckpointError
 from videoconcepts.plan.families import model_facts
 
@@ -84,3 +84,37 @@ def test_missing_checkpoint_is_reported(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MissingCheckpointError, match="no config.json"):
         load_adapter(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "native", "expected"),
+    [
+        ("auto", "cpu", False, torch.float32),
+        ("auto", "cpu", True, torch.bfloat16),
+        ("auto", "cuda", False, torch.bfloat16),
+        ("float32", "cuda", True, torch.float32),
+        ("bfloat16", "cpu", False, torch.bfloat16),
+    ],
+)
+def test_precision_rule(monkeypatch, precision, device, native, expected):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    assert devices.pick_precision(precision, torch.device(device)) == expected
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="float16"):
+        devices.pick_precision("float16", torch.device("cpu"))
+
+
+def test_bf16_adapter_runs_under_autocast_and_stays_near_fp32(tiny_checkpoint, clips, capsys):
+    """The bf16 adapter's products run in bf16 (its keys differ from fp32's by rounding,
+    not by more); the log line names the precision."""
+    fp32 = load_adapter(str(tiny_checkpoint), "cpu", "float32")
+    bf16 = load_adapter(str(tiny_checkpoint), "cpu", "bfloat16")
+    assert "precision bfloat16" in capsys.readouterr().err
+    exact, rounded = (a.capture(clips, layers=[1], residual=False) for a in (fp32, bf16))
+    keys, keys_bf16 = exact.heads["keys"], rounded.heads["keys"]
+    assert keys_bf16.dtype == torch.float32  # captures stay fp32 whatever the precision
+    assert not torch.equal(keys, keys_bf16)
+    torch.testing.assert_close(keys_bf16, keys, atol=0.05, rtol=0.05)
+    assert torch.equal(exact.logits.argmax(1), rounded.logits.argmax(1))

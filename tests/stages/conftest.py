@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import GRID, N_HEADS, N_LAYERS, N_TOKENS, PLANTED, masking_settings
+from helpers import GRID, N_HEADS, N_LAYERS, N_TOKENS, PLANTED, cpu, masking_settings
 
 from videoconcepts.demo.synthetic import generate_dataset
 from videoconcepts.methods.decoding import DecodeSettings
@@ -68,7 +68,7 @@ def targets(demo_decoded, tmp_path_factory):
         if metric not in made:
             settings = TargetSettings("demo", metric, "label")
             made[metric] = str(root / f"{metric}.tsv")
-            write_table(target_table(stores, settings, samples, "cpu"), made[metric], "%.9g")
+            write_table(target_table(stores, settings, samples, cpu(8)), made[metric], "%.9g")
         return made[metric]
 
     return table
@@ -77,5 +77,5 @@ def targets(demo_decoded, tmp_path_factory):
 @pytest.fixture(scope="session")
 def scorer_parts(planted_units, targets):
     settings = masking_settings(metric="prob")
-    job = UnitJob.load(planted_units, targets("prob"), settings, "cpu")
+    job = UnitJob.load(planted_units, targets("prob"), settings, cpu(8))
     return job.units, job.adapter, job.clips, settings, job.targets, job.baseline

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import cpu
 
 from videoconcepts.methods.objectives import get_metric
 from videoconcepts.models import load_adapter
@@ -26,7 +27,7 @@ def test_targets_follow_the_rule_and_baselines_read_back_bit_for_bit(demo_decode
         assert target.tolist() == labels[::-1]
         expected = get_metric(metric)(logits, torch.tensor(labels)).numpy()[::-1]
         assert baseline.dtype == np.float32 and np.array_equal(baseline, expected)
-    predicted = target_table(stores, TargetSettings("demo", "prob", "predicted"), None, "cpu")
+    predicted = target_table(stores, TargetSettings("demo", "prob", "predicted"), None, cpu(8))
     assert predicted["target"].tolist() == logits.argmax(1).tolist()
     assert (predicted["label"] == "").all()
 

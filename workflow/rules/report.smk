@@ -7,6 +7,7 @@ rule report:
         decoded=decode_stores(),
         cris=cris_tables()["importance"],
         stability=cris_tables()["stability"],
+        cris_shards=cris_shards(),
         occlusion=occlusion_table(),
         curves=curves_tables()["attribution_curves"],
         fidelity=curves_tables()["fidelity"],

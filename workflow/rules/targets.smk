@@ -1,13 +1,17 @@
-# Runtime options (masks per forward pass, device) are resources: they change speed,
-# not results, so changing them reruns nothing (except the CRIS shard layout, see
+# Runtime options (masks per forward pass, device, precision) are resources: they change
+# speed, not results beyond bf16 rounding, so changing them reruns nothing (except the CRIS shard layout, see
 # cris_tag). Every model-running masking rule shares them.
 MASKING_RESOURCES = dict(
     mem_mb=4000,
     gpu=job_gpus(config["masking"]["device"]),
     masks_per_batch=config["masking"]["masks_per_batch"],
     device=config["masking"]["device"],
+    precision=config["masking"]["precision"],
 )
-RUNTIME_ARGS = " --device {resources.device} --batch-size {resources.masks_per_batch} --threads {threads}"
+RUNTIME_ARGS = (
+    " --device {resources.device} --precision {resources.precision}"
+    " --batch-size {resources.masks_per_batch} --threads {threads}"
+)
 
 
 rule targets:

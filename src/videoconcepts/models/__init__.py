@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import transformers
 
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
-from videoconcepts.models.devices import pick_device
+from videoconcepts.models.devices import Precision, describe, pick_device, pick_precision
 from videoconcepts.models.timesformer import TimesformerAdapter
 from videoconcepts.models.videomae import VideoMAEAdapter, VideoMAEPretrainingAdapter
 from videoconcepts.models.vivit import VivitAdapter
@@ -40,9 +41,14 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {
 assert ADAPTERS.keys() == FAMILIES.keys()
 
 
-def load_adapter(spec: ModelSpec | dict[str, Any] | str, device: str = "auto") -> ModelAdapter:
+def load_adapter(
+    spec: ModelSpec | dict[str, Any] | str,
+    device: str = "auto",
+    precision: Precision = "float32",
+) -> ModelAdapter:
     """Load a model offline from its resolved spec (see :func:`families.resolve_model`),
-    or from a bare checkpoint with its family's defaults."""
+    or from a bare checkpoint with its family's defaults; the device and the chosen
+    precision go to stderr, the job's log."""
     if isinstance(spec, str):
         spec = resolve_model({"checkpoint": spec})
     elif isinstance(spec, dict):
@@ -59,4 +65,7 @@ def load_adapter(spec: ModelSpec | dict[str, Any] | str, device: str = "auto") -
     except OSError as err:
         raise MissingCheckpointError(f"checkpoint {spec.checkpoint!r}: {err}") from err
     mean, std = normalisation(spec.checkpoint)
-    return adapter_cls(model.to(pick_device(device)), mean, std, spec)
+    torch_device = pick_device(device)
+    dtype = pick_precision(precision, torch_device)
+    print(f"{family.name} {spec.checkpoint}: {describe(torch_device, dtype)}", file=sys.stderr)
+    return adapter_cls(model.to(torch_device), mean, std, spec, dtype)

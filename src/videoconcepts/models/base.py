@@ -88,9 +88,14 @@ class ModelAdapter(ABC):
         mean: Sequence[float],
         std: Sequence[float],
         spec: ModelSpec | None = None,
+        precision: torch.dtype = torch.float32,
     ):
-        """``spec`` is None for a model built in memory (training, benchmarks)."""
+        """``spec`` is None for a model built in memory (training, benchmarks);
+        ``precision`` bf16 runs the forward passes under autocast."""
+        if precision not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"precision must be torch.float32 or torch.bfloat16, got {precision}")
         self.model = model.eval()
+        self.precision = precision
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         self.spec = spec or ModelSpec(checkpoint="(in memory)", family=self.family)
@@ -259,9 +264,9 @@ class ModelAdapter(ABC):
         return x.permute(0, 1, 4, 2, 3).contiguous()
 
     def autocast(self) -> torch.autocast:
-        # bf16 autocast on CUDA; plain fp32 on CPU keeps results exact.
-        on_cuda = self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_cuda)
+        """bf16 autocast when the adapter's precision is bf16; a no-op in fp32."""
+        on = self.precision == torch.bfloat16
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
 
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:

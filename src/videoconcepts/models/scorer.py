@@ -19,6 +19,7 @@ import torch
 from videoconcepts.methods.objectives import get_metric
 from videoconcepts.models import ModelAdapter, load_adapter
 from videoconcepts.models.masking import MaskMode, TokenMasker
+from videoconcepts.runtime import Runtime
 from videoconcepts.stores.decode import Clips
 from videoconcepts.stores.targets import read_targets
 from videoconcepts.stores.units import Units, open_units
@@ -106,10 +107,10 @@ class UnitJob:
         units_path: str | Path,
         targets_path: str | Path,
         masking: MaskingSettings,
-        device: str,
+        runtime: Runtime,
     ) -> UnitJob:
         units = open_units(units_path)
-        adapter = load_adapter(masking.model, device)
+        adapter = load_adapter(masking.model, runtime.device, runtime.precision)
         clips = Clips(units.video_ids, units.decode_stores)
         targets, baseline = read_targets(targets_path, units.video_ids)
         return cls(units, adapter, clips, targets, baseline)

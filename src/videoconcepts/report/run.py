@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from videoconcepts.report.page import Context, table
+from videoconcepts.stores.base import open_store
+from videoconcepts.stores.cris import KIND as CRIS_KIND
 from videoconcepts.stores.features import open_features
 from videoconcepts.stores.units import open_units
 
@@ -65,6 +67,7 @@ def section(context: Context) -> str:
     units = open_units(inputs.one("units"))
     features = open_features(inputs.many("features")[0]).attrs
     heads, cris = inputs.table("heads"), inputs.table("cris")
+    shard = open_store(inputs.many("cris_shards")[0], CRIS_KIND).attrs
     summary = pd.DataFrame(
         [
             ("family", features["family"]),
@@ -75,6 +78,8 @@ def section(context: Context) -> str:
             ("videos used", len(units.video_ids)),
             ("videos skipped", len(skipped)),
             ("concepts", len(cris)),
+            ("features: device, precision", f"{features['device']}, {features['precision']}"),
+            ("masking: device, precision", f"{shard['device']}, {shard['precision']}"),
         ],
         columns=["", "value"],
     )

@@ -42,7 +42,7 @@ def write_cris_shard(
     runtime: Runtime,
 ) -> int:
     """Score one shard of CRIS masks on every video; return how many masks it scored."""
-    job = UnitJob.load(units_path, targets_path, masking, runtime.device)
+    job = UnitJob.load(units_path, targets_path, masking, runtime)
     batch_size = runtime.batch_size
     units, clips, targets = job.units, job.clips, job.targets
     masks = sample_masks(cris.num_masks, units.n_units, cris.mask_ratio, cris.seed)
@@ -78,6 +78,7 @@ def write_cris_shard(
         n_shards=n_shards,
         batch_size=batch_size,
         device=str(job.adapter.device),
+        precision=str(job.adapter.precision).removeprefix("torch."),
         masking=asdict(masking),
         cris=asdict(cris),
     ) as group:

@@ -42,7 +42,7 @@ def curve_tables(
 
     The first method is checked against every other one and against random orders.
     """
-    job = UnitJob.load(units_path, targets_path, masking, runtime.device)
+    job = UnitJob.load(units_path, targets_path, masking, runtime)
     importance = {
         method: pd.read_csv(path, sep="\t")
         .set_index("unit")["importance"]

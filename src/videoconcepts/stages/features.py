@@ -64,7 +64,7 @@ def write_feature_store(
     from videoconcepts.models import load_adapter
 
     ok, _, skipped = split_decoded(decode_stores)
-    adapter = load_adapter(settings.model, runtime.device)
+    adapter = load_adapter(settings.model, runtime.device, runtime.precision)
     layers = list(range(adapter.num_layers)) if settings.layers is None else settings.layers
     groups = [open_decoded(store) for store in ok]
     for store, group in zip(ok, groups, strict=True):
@@ -83,7 +83,7 @@ def write_feature_store(
         "class_names": adapter.class_names,
         "family": adapter.family,
         "device": str(adapter.device),
-        "autocast": "bfloat16" if adapter.device.type == "cuda" else "none",
+        "precision": str(adapter.precision).removeprefix("torch."),
         "settings": {**asdict(settings), "layers": layers},
     }
     with atomic_store(out, KIND, **attrs) as store:

@@ -58,7 +58,7 @@ def head_importance(
         )
     ok, ids, _ = split_decoded(decode_stores)
     estimation, held_out, evaluated_on = split_videos(ids, settings.held_out)
-    adapter = load_adapter(masking.model, runtime.device)
+    adapter = load_adapter(masking.model, runtime.device, runtime.precision)
     layers, n_heads = list(range(adapter.num_layers)), adapter.num_heads
     tokens = head_unit_tokens(len(layers), n_heads, adapter.grid.size)
     n_units = len(layers) * n_heads

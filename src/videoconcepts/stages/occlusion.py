@@ -23,7 +23,7 @@ def occlusion_table(
     runtime: Runtime,
 ) -> pd.DataFrame:
     """Every unit of a units store masked alone on every video."""
-    job = UnitJob.load(units_path, targets_path, masking, runtime.device)
+    job = UnitJob.load(units_path, targets_path, masking, runtime)
     with job.scorer(masking, runtime.batch_size) as scorer:
         return occlusion_importance(scorer, job.clips, job.units, job.targets, job.baseline)
 

@@ -46,11 +46,11 @@ def target_table(
     decode_stores: Sequence[str | Path],
     settings: TargetSettings,
     samples: str | None,
-    device: str,
+    runtime: Runtime,
 ) -> pd.DataFrame:
     """One row per decoded (not skipped) video: its label, prediction, target and score."""
     ok, ids, _ = split_decoded(decode_stores)
-    adapter = load_adapter(settings.model, device)
+    adapter = load_adapter(settings.model, runtime.device, runtime.precision)
     clips = Clips(ids, ok)
     frames = (torch.from_numpy(clips.frames(v))[None] for v in range(len(clips)))
     logits = [adapter.logits(f) for f in tqdm(frames, total=len(ids), desc="targets")]
@@ -87,6 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     runtime = Runtime.from_args(args)
-    table = target_table(args.decode_stores, args.settings, args.samples, runtime.device)
+    table = target_table(args.decode_stores, args.settings, args.samples, runtime)
     write_table(table, args.out, BASELINE_FORMAT)
     print(table.to_string(index=False), file=sys.stderr)
