@@ -7,7 +7,7 @@ Per family it prints clips/s of the plain forward and of the hooked features for
 (their ratio is the capture overhead), masks/s of the plain batched forward (a) and of
 batched CRIS in ``remove`` mode (b) with their ratio, and on CUDA the peak GPU memory
 of each. ``--size base`` is ViT-B sized (12 layers x 12 heads, each family at its usual
-clip size) and runs in bf16 autocast on CUDA; ``--size tiny`` is the test models.
+clip size); ``--precision auto`` runs bf16 autocast on CUDA and on CPUs with native bf16; ``--size tiny`` is the test models.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def measure(family: str, args: argparse.Namespace) -> tuple:
     with tempfile.TemporaryDirectory() as folder:
         path = save_random(family, Path(folder), args.size)
         spec = resolve_model({"checkpoint": str(path)}, list(CLASSES))
-        adapter = load_adapter(spec, args.device)
+        adapter = load_adapter(spec, args.device, args.precision)
     shape = (args.batch, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
     clips = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.manual_seed(0))
     plain, plain_mem = peak_memory(adapter, lambda: logits_rate(adapter, clips, args.repeats))
@@ -74,7 +74,8 @@ def measure(family: str, args: argparse.Namespace) -> tuple:
         adapter, lambda: cris_rate(adapter, clip, tokens, masks, batch, "remove")
     )
     row = (family, adapter.grid.size, str(adapter.device), plain, hooked, a, b)
-    return (*row, "/".join((plain_mem, hooked_mem, a_mem, b_mem)))
+    precision = str(adapter.precision).removeprefix("torch.")
+    return (*row, "/".join((plain_mem, hooked_mem, a_mem, b_mem)), precision)
 
 
 def main() -> None:
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--masks-per-batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -97,9 +99,8 @@ def main() -> None:
             torch.cuda.empty_cache()  # the last family's model is gone
     cuda = rows[0][2].startswith("cuda")
     name = torch.cuda.get_device_name() if cuda else "CPU"
-    precision = "bf16 autocast" if cuda else "fp32"
     print(
-        f"size {args.size}, device {name} ({precision}), torch threads {torch.get_num_threads()}, "
+        f"size {args.size}, device {name} (precision {rows[0][-1]}), torch threads {torch.get_num_threads()}, "
         f"features batch {args.batch}, CRIS {args.masks} masks in batches of {args.masks_per_batch}"
     )
     print(
@@ -107,7 +108,7 @@ def main() -> None:
         f"{'ratio':>7} {'(a) masks/s':>12}{'(b) masks/s':>12}{'(b)/(a)':>8}"
         f"  {'peak mem plain/features/(a)/(b)'}"
     )
-    for family, tokens, _, plain, hooked, a, b, memory in rows:
+    for family, tokens, _, plain, hooked, a, b, memory, _ in rows:
         print(
             f"{family:<21}{tokens:>7} {plain:>14.2f}{hooked:>17.2f}"
             f"{hooked / plain:>7.2f} {a:>12.1f}{b:>12.1f}{b / a:>8.2f}  {memory}"
