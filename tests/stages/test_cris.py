@@ -19,7 +19,9 @@ from videoconcepts.stores.base import open_store
 def cris_runs(planted_units, targets, tmp_path_factory):
     """The same CRIS run in 1 and in 3 shards (batch 8, 44 masks: a short last batch)."""
     root = tmp_path_factory.mktemp("cris")
-    settings = CrisSettings(num_masks=44, mask_ratio=0.5, seed=0, stop_when_stable=None)
+    settings = CrisSettings(
+        num_masks=44, mask_ratio=0.5, seed=0, stop_when_stable=None, estimator="regression"
+    )
     gather = GatherSettings(**asdict(settings), video_bootstrap=500)
     runs = {}
     for n_shards in (1, 3):
@@ -63,8 +65,11 @@ def test_sharded_cris_equals_unsharded(cris_runs):
     assert np.array_equal(*scores)
 
 
-def test_early_stop_keeps_a_prefix_of_the_masks(planted_units, targets, tmp_path):
-    settings = CrisSettings(num_masks=96, mask_ratio=0.5, seed=0, stop_when_stable=1e-6)
+@pytest.mark.parametrize("estimator", ["regression", "difference"])
+def test_early_stop_keeps_a_prefix_of_the_masks(planted_units, targets, tmp_path, estimator):
+    settings = CrisSettings(
+        num_masks=96, mask_ratio=0.5, seed=0, stop_when_stable=1e-6, estimator=estimator
+    )
     path = tmp_path / "early.zarr"
     done = write_cris_shard(
         planted_units, targets(), path, masking_settings(), settings, 0, 1, cpu(4)

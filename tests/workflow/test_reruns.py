@@ -46,6 +46,8 @@ SETTING_CHANGES = {
     "validation": ({"validation": {"crossfit_splits": 5}}, {"validation": 1, **REPORT_ON}),
     "cris": ({"cris": {"num_masks": 24}}, CRIS_ON),
     "cris_shards": ({"cris": {"shards": 3}}, {**CRIS_ON, "cris": 3}),
+    # early stopping in the shards uses the estimator, so it names their folder
+    "cris_estimator": ({"cris": {"estimator": "difference"}}, CRIS_ON),
     # the video bootstrap is the gather's alone: no CRIS shard reruns
     "cris_bootstrap": (
         {"cris": {"video_bootstrap": 50}},

@@ -1,8 +1,8 @@
 """Head pruning: CRIS with whole attention heads as units, and the pruning curve.
 
 Videos are split deterministically (by a hash of their id) into an estimation set, on
-which every head of every layer is ranked with the CRIS estimator, and a held-out set, on
-which the least important heads are pruned in steps (``remove`` mode with all of a
+which every head of every layer is ranked by CRIS's difference of means, and a held-out
+set, on which the least important heads are pruned in steps (``remove`` mode with all of a
 head's tokens masked: the head's output is zero). The pruning curve reports the metric,
 accuracy, the share of the masked attention's and of the whole model's FLOPs saved
 (counted on the model by ``FlopCounterMode``) and the multiply-adds left per clip.
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from videoconcepts.methods.cris import cris_estimate
+from videoconcepts.methods.cris import difference_estimate
 from videoconcepts.methods.objectives import correctness, get_metric
 from videoconcepts.methods.ranking import ranked
 from videoconcepts.methods.removal import removal_masks
@@ -73,7 +73,8 @@ def rank_heads(
             for v in tqdm(videos, desc="head importance", unit="video")
         ]
     )
-    importance, stderr = cris_estimate(scores, masks, np.ones((len(videos), masks.shape[1]), bool))
+    presence = np.ones((len(videos), masks.shape[1]), bool)
+    importance, stderr = difference_estimate(scores, masks, presence)
     n_layers = masks.shape[1] // n_heads
     table = pd.DataFrame(
         {

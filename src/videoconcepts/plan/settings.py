@@ -221,7 +221,7 @@ def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
         num_masks = NUM_MASKS.get(config["model"]["checkpoint"], NUM_MASKS["default"])
     return {
         "num_masks": num_masks,
-        **{key: cris[key] for key in ("mask_ratio", "seed", "stop_when_stable")},
+        **{key: cris[key] for key in ("mask_ratio", "seed", "stop_when_stable", "estimator")},
     }
 
 

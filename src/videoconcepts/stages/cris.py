@@ -61,7 +61,10 @@ def write_cris_shard(
             done += stop - start
             if cris.stop_when_stable is not None and done >= 8 * batch_size:
                 stability = split_half_stability(
-                    scores[:, :done], masks[indices.start : indices.start + done], units.presence
+                    scores[:, :done],
+                    masks[indices.start : indices.start + done],
+                    units.presence,
+                    cris.estimator,
                 )
                 if stability >= cris.stop_when_stable:
                     break

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 
 from videoconcepts.methods.cris import (
+    ESTIMATES,
+    VIDEO_EFFECTS,
     CrisSettings,
-    cris_estimate,
     half_importances,
     sample_masks,
     split_half_stability,
     video_bootstrap,
-    video_effects,
 )
 from videoconcepts.methods.ranking import ranked
 from videoconcepts.runtime import typed_json
@@ -75,14 +75,14 @@ def gather_cris(
         raise ValueError(f"shards cover masks up to {expected_start} of {cris.num_masks}")
     scores, index = np.concatenate(pieces, axis=1), np.concatenate(indices)
     masks = sample_masks(cris.num_masks, units.n_units, cris.mask_ratio, cris.seed)[index]
-    importance, stderr = cris_estimate(scores, masks, units.presence)
+    importance, stderr = ESTIMATES[cris.estimator](scores, masks, units.presence)
     table = units.table.copy()
     table["importance"], table["stderr"] = importance, stderr
-    effects = video_effects(scores, masks, units.presence)
+    effects = VIDEO_EFFECTS[cris.estimator](scores, masks, units.presence)
     low, high, se = video_bootstrap(effects, settings.video_bootstrap, cris.seed)
     table["video_ci_low"], table["video_ci_high"], table["video_se"] = low, high, se
     table["importance_even"], table["importance_odd"] = half_importances(
-        scores, masks, units.presence
+        scores, masks, units.presence, cris.estimator
     )
     table["n_videos"] = units.presence.sum(0)
     steps = np.unique(np.linspace(0, len(index), 11).astype(int)[1:])
@@ -90,7 +90,8 @@ def gather_cris(
         {
             "n_masks": steps,
             "split_half_spearman": [
-                split_half_stability(scores[:, :n], masks[:n], units.presence) for n in steps
+                split_half_stability(scores[:, :n], masks[:n], units.presence, cris.estimator)
+                for n in steps
             ],
         }
     )
