@@ -1,17 +1,24 @@
-"""CRIS throughput in masks per second: batched CRIS vs. the plain forward and the reference way.
+"""CRIS to a given precision: our way against the reference way, and masks per second.
 
-    python benchmarks/cris.py [--model demo|base] [--batch 32] [--masks 256] [--device auto]
+    python benchmarks/cris.py [--model demo|base] [--batch 32] [--masks 256]
+        [--precision auto] [--estimator regression] [--device auto]
 
-(a) plain batched forward, no masking (the ceiling);
+(a) plain batched forward, no masking (the ceiling), in the chosen precision;
 (b) batched CRIS: one clip repeated, a different unit mask per batch row, token masks
-    gathered on the device, hooks registered once (this package, both masking modes);
-(c) the reference code's way: one mask per forward at batch size 1, concepts of the
-    mask collected in a Python loop, key-zeroing hooks registered and removed per mask.
+    gathered on the device, hooks registered once (this package, both masking modes),
+    in the chosen precision;
+(c) the reference code's way: fp32, one mask per forward at batch size 1, concepts of
+    the mask collected in a Python loop, key-zeroing hooks registered and removed per mask.
 
-A mask costs one forward row of one video in all three, so the ratios compare the
-same work. ``--model base`` builds a random VideoMAE-B-sized classifier (16 x 224 px,
-12 layers x 12 heads) for GPU runs; on CUDA the forward runs in bf16 autocast.
-Units: every (layer, head) of the model split into ~8 random box concepts.
+A mask costs one forward row of one video in all three, so the rates compare the same
+work. Precision per mask differs by estimator: ``--se-masks`` masks scored our way give
+the median standard error of the chosen estimator and of the reference's difference of
+means on the same scores; the difference needs (their ratio)^2 as many masks for the same
+error, so the time to equal standard error is (b)/(c) x that ratio^2.
+
+``--model base`` builds a random VideoMAE-B-sized classifier (16 x 224 px, 12 layers x
+12 heads). Units: every (layer, head) of the model split into ``--units-per-head``
+random box concepts.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoconcepts.methods.cris import sample_masks
+from videoconcepts.methods.cris import ESTIMATES, sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
+from videoconcepts.models.devices import pick_precision
 from videoconcepts.models.random_checkpoints import save_random
 from videoconcepts.models.scorer import MaskingSettings, MaskScorer
 
@@ -73,16 +81,27 @@ def plain_rate(adapter: ModelAdapter, clip: torch.Tensor, batch: int, n_masks: i
     return n_masks / (time.perf_counter() - start)
 
 
-def cris_rate(adapter, clip, tokens, masks, batch: int, mode: str) -> float:
-    settings = MaskingSettings("benchmark", mode, "keys", "correctness", "none")
+def cris_scores(adapter, clip, tokens, masks, batch: int, mode: str, metric: str):
+    """(scores, masks/s) of batched CRIS on one clip, after one warm-up batch."""
+    settings = MaskingSettings("benchmark", mode, "keys", metric, "none")
     layers = range(adapter.num_layers)
     with MaskScorer(adapter, layers, settings, batch_size=batch) as scorer:
         scorer.scores(clip[0].numpy(), tokens, masks[:batch], target=0)
         synchronise(adapter)
         start = time.perf_counter()
-        scorer.scores(clip[0].numpy(), tokens, masks, target=0)
+        scores = scorer.scores(clip[0].numpy(), tokens, masks, target=0)
         synchronise(adapter)
-    return len(masks) / (time.perf_counter() - start)
+    return scores, len(masks) / (time.perf_counter() - start)
+
+
+def cris_rate(adapter, clip, tokens, masks, batch: int, mode: str) -> float:
+    return cris_scores(adapter, clip, tokens, masks, batch, mode, "correctness")[1]
+
+
+def median_stderr(scores: np.ndarray, masks: np.ndarray, estimator: str) -> float:
+    """Median standard error over units of one clip's importance."""
+    presence = np.ones((1, masks.shape[1]), bool)
+    return float(np.median(ESTIMATES[estimator](scores[None], masks, presence)[1]))
 
 
 def reference_rate(adapter: ModelAdapter, clip, tokens, n_masks: int, ratio: float) -> float:
@@ -140,14 +159,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--masks", type=int, default=256, help="masks per measurement")
     parser.add_argument("--reference-masks", type=int, default=64)
+    parser.add_argument("--se-masks", type=int, default=1024, help="masks for the errors")
     parser.add_argument("--units-per-head", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--estimator", default="regression", choices=sorted(ESTIMATES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="medians over this many rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     adapter = build_adapter(args.model, args.device)
+    ours = pick_precision(args.precision, adapter.device)
     shape = (1, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
     clip = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.manual_seed(0))
     tokens = box_units(adapter, args.units_per_head, seed=0)
@@ -157,19 +180,28 @@ def main() -> None:
     # Alternate the measurements round by round so drift on a busy machine hits all alike.
     rates: dict[str, list[float]] = {"a": [], "remove": [], "zero": [], "c": []}
     for _ in range(args.rounds):
+        adapter.precision = ours
         rates["a"].append(plain_rate(adapter, clip, args.batch, args.masks))
         for mode in ("remove", "zero"):
             rates[mode].append(cris_rate(adapter, clip, tokens, masks, args.batch, mode))
+        adapter.precision = torch.float32
         rates["c"].append(reference_rate(adapter, clip, tokens, args.reference_masks, 0.5))
     a, c = statistics.median(rates["a"]), statistics.median(rates["c"])
     b = {mode: statistics.median(rates[mode]) for mode in ("remove", "zero")}
-    precision = "bf16 autocast" if adapter.device.type == "cuda" else "fp32"
+
+    # standard errors on one set of scores ("prob": a continuous score moves with every mask)
+    adapter.precision = ours
+    se_masks = sample_masks(args.se_masks, n_units, 0.5, seed=1)
+    scores, _ = cris_scores(adapter, clip, tokens, se_masks, args.batch, "remove", "prob")
+    se = {name: median_stderr(scores, se_masks, name) for name in {args.estimator, "difference"}}
+    masks_ratio = (se["difference"] / se[args.estimator]) ** 2
+
     name = torch.cuda.get_device_name() if adapter.device.type == "cuda" else "CPU"
     print(
         f"model {args.model} ({adapter.num_layers} layers x {adapter.num_heads} heads, "
-        f"{adapter.grid.size} tokens), {n_units} units, device {name} ({precision}), "
-        f"batch {args.batch}, torch threads {torch.get_num_threads()}, "
-        f"median of {args.rounds} rounds"
+        f"{adapter.grid.size} tokens), {n_units} units, device {name}, our precision "
+        f"{str(ours).removeprefix('torch.')} (reference fp32), batch {args.batch}, "
+        f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds"
     )
     print(f"(a) plain batched forward      {a:9.1f} masks/s")
     for mode, rate in b.items():
@@ -177,6 +209,17 @@ def main() -> None:
     print(f"(c) reference: 1 mask/forward  {c:9.1f} masks/s")
     for mode, rate in b.items():
         print(f"ratio (b)/(a) {mode:<6}: {rate / a:.2f}    ratio (b)/(c) {mode:<6}: {rate / c:.2f}")
+    print(
+        f"median standard error at {args.se_masks} masks: {args.estimator} "
+        f"{se[args.estimator]:.4g}, difference of means {se['difference']:.4g}: the "
+        f"difference needs {masks_ratio:.2f}x the masks"
+    )
+    ratio = {mode: rate / c * masks_ratio for mode, rate in b.items()}
+    print(
+        f"time to equal standard error vs reference: {ratio['remove']:.1f}x "
+        f"(remove mode, the default; zero mode, the reference's intervention: "
+        f"{ratio['zero']:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Per family it prints clips/s of the plain forward and of the hooked features for
 (their ratio is the capture overhead), masks/s of the plain batched forward (a) and of
 batched CRIS in ``remove`` mode (b) with their ratio, and on CUDA the peak GPU memory
 of each. ``--size base`` is ViT-B sized (12 layers x 12 heads, each family at its usual
-clip size); ``--precision auto`` runs bf16 autocast on CUDA and on CPUs with native bf16; ``--size tiny`` is the test models.
+clip size), ``--size tiny`` the test models; ``--precision auto`` runs bf16 autocast
+on CUDA and on CPUs with native bf16.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def main() -> None:
     cuda = rows[0][2].startswith("cuda")
     name = torch.cuda.get_device_name() if cuda else "CPU"
     print(
-        f"size {args.size}, device {name} (precision {rows[0][-1]}), torch threads {torch.get_num_threads()}, "
+        f"size {args.size}, device {name} (precision {rows[0][-1]}), "
+        f"torch threads {torch.get_num_threads()}, "
         f"features batch {args.batch}, CRIS {args.masks} masks in batches of {args.masks_per_batch}"
     )
     print(

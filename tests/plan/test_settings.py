@@ -3,11 +3,15 @@ import glob
 import pytest
 
 from videoconcepts.plan.settings import (
+    HEAD_MASKS,
+    NUM_MASKS,
     analysed_layers,
     job_gpus,
     resolve_concepts,
+    resolve_cris,
     resolve_decode,
     resolve_head_masking,
+    resolve_heads,
     resolve_masking,
     resolve_model_section,
     resolve_proposals,
@@ -139,3 +143,19 @@ def test_heads_rank_and_prune_by_removing_whatever_the_configured_mode():
     zero = resolve_masking(masking_config("zero", "values"), model)
     assert zero["mode"] == "zero"  # the concept units keep the configured mode
     assert resolve_head_masking(zero) == resolve_head_masking(remove) == remove
+
+
+def test_null_mask_counts_come_from_the_model_and_given_ones_win():
+    config = {
+        "model": {"checkpoint": "demo"},
+        "cris": {"num_masks": None, "mask_ratio": 0.5, "seed": 0, "stop_when_stable": None},
+        "heads": {"num_masks": None},
+    }
+    config["cris"]["estimator"] = "regression"
+    assert resolve_cris(config)["num_masks"] == NUM_MASKS["demo"]
+    assert resolve_heads(config)["num_masks"] == HEAD_MASKS["demo"]
+    config["model"]["checkpoint"] = "MCG-NJU/videomae-base-finetuned-kinetics"
+    assert resolve_cris(config)["num_masks"] == 4000
+    assert resolve_heads(config)["num_masks"] == HEAD_MASKS["default"]
+    config["cris"]["num_masks"], config["heads"]["num_masks"] = 64, 32
+    assert (resolve_cris(config)["num_masks"], resolve_heads(config)["num_masks"]) == (64, 32)

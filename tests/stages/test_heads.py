@@ -10,9 +10,12 @@ from helpers import cpu, defaults, masking_settings
 from videoconcepts.stages.heads import HeadSettings, head_importance
 
 
-def test_head_importance_and_pruning_curve(demo_decoded, targets):
+@pytest.mark.parametrize("estimator", ["regression", "difference"])
+def test_head_importance_and_pruning_curve(demo_decoded, targets, estimator):
     _, stores, _ = demo_decoded
-    settings = HeadSettings(num_masks=32, mask_ratio=0.5, held_out=0.34, pruning_steps=4, seed=0)
+    settings = HeadSettings(
+        num_masks=32, mask_ratio=0.5, held_out=0.34, pruning_steps=4, seed=0, estimator=estimator
+    )
     table, curve = head_importance(
         stores, targets("prob"), masking_settings(metric="prob"), settings, cpu(16)
     )

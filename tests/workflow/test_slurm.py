@@ -263,6 +263,8 @@ def test_workflow_on_slurm_matches_a_local_run(slurm_cluster, finished_run, tmp_
         "squeue",
         "--slurm-init-seconds-before-status-checks",
         "2",
+        "--seconds-between-status-checks",  # a finished job is seen within 1 s, not 10
+        "1",
         "--default-resources",
         f"slurm_partition={PARTITION}",
         cores=None,  # as a user would run it: a cluster run needs no --cores

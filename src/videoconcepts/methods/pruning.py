@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from videoconcepts.methods.cris import difference_estimate
+from videoconcepts.methods.cris import ESTIMATES, Estimator
 from videoconcepts.methods.objectives import correctness, get_metric
 from videoconcepts.methods.ranking import ranked
 from videoconcepts.methods.removal import removal_masks
@@ -65,6 +65,7 @@ def rank_heads(
     tokens: np.ndarray,
     masks: np.ndarray,
     n_heads: int,
+    estimator: Estimator,
 ) -> pd.DataFrame:
     """CRIS importance of every head (unit ``layer * n_heads + head``) on ``videos``."""
     scores = np.stack(
@@ -74,7 +75,7 @@ def rank_heads(
         ]
     )
     presence = np.ones((len(videos), masks.shape[1]), bool)
-    importance, stderr = difference_estimate(scores, masks, presence)
+    importance, stderr = ESTIMATES[estimator](scores, masks, presence)
     n_layers = masks.shape[1] // n_heads
     table = pd.DataFrame(
         {

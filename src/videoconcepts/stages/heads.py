@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from videoconcepts.methods.cris import sample_masks
+from videoconcepts.methods.cris import Estimator, sample_masks
 from videoconcepts.methods.pruning import pruning_curve, rank_heads, split_videos
 from videoconcepts.methods.tokens import head_unit_tokens
 from videoconcepts.models import load_adapter
@@ -34,6 +34,7 @@ class HeadSettings:
     held_out: float
     pruning_steps: int
     seed: int
+    estimator: Estimator
 
 
 Settings = HeadSettings
@@ -66,7 +67,9 @@ def head_importance(
     targets, _ = read_targets(targets_path, ids)
     masks = sample_masks(settings.num_masks, n_units, settings.mask_ratio, settings.seed)
     with MaskScorer(adapter, layers, masking, runtime.batch_size) as scorer:
-        table = rank_heads(scorer, clips, estimation, targets, tokens, masks, n_heads)
+        table = rank_heads(
+            scorer, clips, estimation, targets, tokens, masks, n_heads, settings.estimator
+        )
     orders = {
         "least_important": np.argsort(table.sort_index()["importance"].to_numpy(), kind="stable"),
         "random": np.random.default_rng(settings.seed).permutation(n_units),
