@@ -4,7 +4,10 @@ the code a user runs: token layout, masking in both modes, outputs and the workf
 from __future__ import annotations
 
 import re
+import subprocess
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -257,24 +260,24 @@ def test_family_problems_are_clear_errors(tmp_path):
         resolve_model({"checkpoint": str(encoder)})
 
 
-@pytest.mark.integration
-def test_family_runs_through_the_workflow(family_checkpoint, tmp_path):
-    """decode, features, tubelets, concepts, units and a few CRIS masks from a saved
-    checkpoint directory, on three short labelled videos."""
-    family, checkpoint = family_checkpoint
+def family_workdir(family: str, root: Path) -> Path:
+    """A run of decode to the CRIS gather from a saved tiny checkpoint of ``family``, on
+    three short labelled videos: the workdir, configured."""
+    workdir = root / family
+    checkpoint = save_random(family, workdir / "checkpoint")
     metric = "logit" if FAMILIES[family].default_metric == "correctness" else None
-    (tmp_path / "clips").mkdir()
+    (workdir / "clips").mkdir()
     rows = ["path\tlabel"]
     for i, label in enumerate(CLASSES):
         rng = np.random.default_rng(zlib.crc32(label.encode()))
         frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
         frames[:, 8 + 4 * i : 24 + 4 * i, 10:30] = 255  # a bright block, placed per video
-        write_mp4(tmp_path / "clips" / f"{label}.mp4", frames, fps=10)
+        write_mp4(workdir / "clips" / f"{label}.mp4", frames, fps=10)
         rows.append(f"clips/{label}.mp4\t{label}")
-    (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
+    (workdir / "samples.tsv").write_text("\n".join(rows) + "\n")
     write_config(
-        tmp_path,
-        samples=str(tmp_path / "samples.tsv"),
+        workdir,
+        samples=str(workdir / "samples.tsv"),
         model={"checkpoint": str(checkpoint), "family": family},
         decode={"frame_stride": 2},
         features={"layers": [1], "videos_per_job": 3},
@@ -284,11 +287,31 @@ def test_family_runs_through_the_workflow(family_checkpoint, tmp_path):
         cris={"num_masks": 8, "shards": 1},
         masking={"masks_per_batch": 4, "metric": metric},
     )
-    run_snakemake(tmp_path, "--until", "cris_gather")
-    store = open_features(next((tmp_path / "results/features").glob("*/shard-000.zarr")))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def family_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """Every family's run, three Snakemake processes at a time: the jobs are short and
+    mostly start-up, so one run alone leaves the cores idle."""
+    root = tmp_path_factory.mktemp("families")
+    workdirs = [family_workdir(family, root) for family in sorted(FAMILIES)]
+    with ThreadPoolExecutor(3) as pool:
+        runs = pool.map(lambda w: run_snakemake(w, "--until", "cris_gather", check=False), workdirs)
+        return {w.name: (w, run) for w, run in zip(workdirs, runs, strict=True)}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_runs_through_the_workflow(family, family_runs):
+    """decode, features, tubelets, concepts, units and a few CRIS masks from a saved
+    checkpoint directory, on three short labelled videos."""
+    workdir, run = family_runs[family]
+    assert run.returncode == 0, f"snakemake failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
+    store = open_features(next((workdir / "results/features").glob("*/shard-000.zarr")))
     assert store.attrs["family"] == family
     assert store.attrs["settings"]["model"]["family"] == family
-    table = next((tmp_path / "results/cris_gather").rglob("concept_importance.tsv"))
+    table = next((workdir / "results/cris_gather").rglob("concept_importance.tsv"))
     importance = pd.read_csv(table, sep="\t")
     assert len(importance) > 0 and importance["importance"].notna().all()
     assert set(importance["layer"]) == {1}
