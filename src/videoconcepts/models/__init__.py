@@ -6,8 +6,8 @@ from typing import Any
 
 import transformers
 
+from videoconcepts.devices import pick_device
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
-from videoconcepts.models.devices import pick_device
 from videoconcepts.models.timesformer import TimesformerAdapter
 from videoconcepts.models.videomae import VideoMAEAdapter, VideoMAEPretrainingAdapter
 from videoconcepts.models.vivit import VivitAdapter

@@ -22,8 +22,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from videoconcepts.devices import pick_device
 from videoconcepts.methods.cnmf import ConvexNMF, assign, choose_n_concepts, start_from_labels
-from videoconcepts.models.devices import pick_device
 from videoconcepts.runtime import typed_json
 from videoconcepts.stores.base import atomic_store, write_array
 from videoconcepts.stores.concepts import ASSIGNMENT_COLUMNS, KIND
