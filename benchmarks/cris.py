@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videoconcepts.devices import pick_precision
 from videoconcepts.methods.cris import ESTIMATES, sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
-from videoconcepts.models.devices import pick_precision
 from videoconcepts.models.random_checkpoints import save_random
 from videoconcepts.models.scorer import MaskingSettings, MaskScorer
 

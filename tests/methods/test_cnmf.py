@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import nnls
 from sklearn.metrics import adjusted_rand_score
 
-from videoconcepts.methods.cnmf import ConvexNMF, assign, choose_n_concepts, elbow_k, kmeans_init
+from videoconcepts.methods.cnmf import (
+    ConvexNMF,
+    assign,
+    choose_n_concepts,
+    elbow_k,
+    kmeans_init,
+    start_from_labels,
+)
 
 N_CLUSTERS, PER_CLUSTER, DIM = 4, 50, 16
 
@@ -26,7 +34,16 @@ def clusters() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted(clusters) -> ConvexNMF:
     X, _ = clusters
-    return ConvexNMF(N_CLUSTERS, max_iter=10_000, tol=1e-6).fit(X)
+    return ConvexNMF(N_CLUSTERS, max_iter=10_000, tol=1e-6, max_relaxation=8).fit(X)
+
+
+@pytest.fixture(scope="module")
+def random_start(clusters) -> tuple[np.ndarray, np.ndarray]:
+    """A positive start that knows nothing of the clusters, so assignments move early."""
+    rng = np.random.default_rng(1)
+    n = len(clusters[0])
+    Z0, W0 = rng.uniform(0.5, 1.5, (n, N_CLUSTERS)), rng.uniform(0.5, 1.5, (N_CLUSTERS, n))
+    return Z0, W0 / W0.sum(axis=1, keepdims=True)
 
 
 def naive_updates(X: np.ndarray, Z: np.ndarray, W: np.ndarray, n_iter: int, eps: float = 1e-12):
@@ -65,7 +82,7 @@ def test_factors_are_nonnegative_and_convex(clusters, fitted):
     assert fitted.W_.shape == (N_CLUSTERS, len(X)) and fitted.Z_.shape == (len(X), N_CLUSTERS)
 
 
-def test_trace_loss_equals_explicit_loss(clusters, fitted):
+def test_loss_history_is_the_explicit_loss(clusters, fitted):
     X, _ = clusters
     explicit = relative_loss(X, fitted.Z_, fitted.W_)
     assert fitted.loss_history_[-1] == pytest.approx(explicit, rel=1e-9)
@@ -136,11 +153,91 @@ def test_deterministic(clusters):
     assert a.loss_history_ == b.loss_history_
 
 
-def test_float32(clusters):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_relaxed_updates_never_raise_the_loss_and_converge_sooner(clusters, random_start, dtype):
     X, labels = clusters
-    model = ConvexNMF(N_CLUSTERS, max_iter=300, dtype=torch.float32).fit(X)
-    assert model.W_.dtype == np.float32 and np.isfinite(model.Z_).all()
-    assert adjusted_rand_score(labels, assign(model.Z_)) > 0.95
+    plain = ConvexNMF(N_CLUSTERS, max_iter=20_000, dtype=dtype).fit(X, init=random_start)
+    relaxed = ConvexNMF(N_CLUSTERS, max_iter=20_000, dtype=dtype, max_relaxation=8)
+    relaxed.fit(X, init=random_start)
+    assert plain.stop_reason_ == relaxed.stop_reason_ == "tol" and relaxed.converged_
+    assert relaxed.n_iter_ < 0.6 * plain.n_iter_
+    history = np.asarray(relaxed.loss_history_)
+    rounding = 1e-9 if dtype == torch.float64 else 1e-6  # the loss is summed in float64
+    assert np.all(np.diff(history) <= rounding * history[:-1])
+    assert history[-1] <= plain.loss_history_[-1] * (1 + 1e-3)
+    np.testing.assert_array_equal(assign(relaxed.Z_), assign(plain.Z_))
+    assert adjusted_rand_score(labels, assign(relaxed.Z_)) == 1.0
+
+
+def test_plain_updates_are_max_relaxation_one(clusters):
+    X, _ = clusters
+    Z0, W0 = kmeans_init(X, N_CLUSTERS, random_state=3)
+    model = ConvexNMF(N_CLUSTERS, max_iter=3, tol=0, max_relaxation=1.0).fit(X, init=(Z0, W0))
+    Z, W = naive_updates(X, Z0, W0, n_iter=3)
+    np.testing.assert_allclose(model.Z_, Z, rtol=1e-10)
+    relaxed = ConvexNMF(N_CLUSTERS, max_iter=3, tol=0, max_relaxation=8).fit(X, init=(Z0, W0))
+    assert not np.allclose(relaxed.Z_, Z, rtol=1e-6)  # eta > 1 from the second step on
+
+
+def test_assignment_stop_gives_the_converged_assignment(clusters, random_start):
+    X, labels = clusters
+    kwargs = {"max_iter": 20_000, "tol": 1e-7, "max_relaxation": 8}
+    converged = ConvexNMF(N_CLUSTERS, **kwargs).fit(X, init=random_start)
+    stopped = ConvexNMF(N_CLUSTERS, stable_iters=50, **kwargs).fit(X, init=random_start)
+    assert converged.stop_reason_ == "tol"
+    assert stopped.stop_reason_ == "stable" and stopped.converged_
+    assert 50 <= stopped.n_iter_ < converged.n_iter_ / 10
+    found = assign(stopped.Z_)
+    np.testing.assert_array_equal(found, assign(converged.Z_))
+    assert adjusted_rand_score(labels, found) == 1.0
+    # 50 steps earlier every row already had the concept it ended with
+    earlier = ConvexNMF(N_CLUSTERS, **{**kwargs, "max_iter": stopped.n_iter_ - 50})
+    np.testing.assert_array_equal(assign(earlier.fit(X, init=random_start).Z_), found)
+
+
+def test_float32_agrees_with_float64(clusters):
+    X, labels = clusters
+    settings = {"max_iter": 20_000, "tol": 1e-6, "max_relaxation": 8, "stable_iters": 100}
+    f64 = ConvexNMF(N_CLUSTERS, **settings).fit(X)
+    f32 = ConvexNMF(N_CLUSTERS, dtype=torch.float32, **settings).fit(X)
+    assert {f32.Z_.dtype, f32.W_.dtype, f32.components_.dtype} == {np.dtype(np.float32)}
+    np.testing.assert_array_equal(assign(f32.Z_), assign(f64.Z_))
+    np.testing.assert_allclose(f32.components_, f64.components_, rtol=0, atol=1e-2)
+    assert f32.loss_history_[-1] == pytest.approx(f64.loss_history_[-1], rel=1e-3)
+
+
+def test_subsample_fit_and_transform_recover_the_clusters(clusters):
+    X, labels = clusters
+    model = ConvexNMF(N_CLUSTERS, max_iter=3000, max_relaxation=8, stable_iters=50, fit_max_rows=60)
+    codes = model.fit_transform(X)
+    assert codes.shape == (len(X), N_CLUSTERS) and (codes >= 0).all()
+    assert len(model.fit_rows_) == 60 and np.all(np.diff(model.fit_rows_) > 0)
+    assert model.W_.shape == (N_CLUSTERS, 60) and model.Z_.shape == (60, N_CLUSTERS)
+    np.testing.assert_array_equal(codes[model.fit_rows_], model.Z_)
+    np.testing.assert_allclose(model.components_, model.W_ @ X[model.fit_rows_], rtol=1e-12)
+    assert adjusted_rand_score(labels, assign(codes)) == 1.0
+    # a start given for every row: the fitted rows' part of it is the fit's start
+    start = kmeans_init(X, N_CLUSTERS, random_state=0)
+    from_start = ConvexNMF(N_CLUSTERS, max_iter=0, fit_max_rows=60).fit(X, init=start)
+    np.testing.assert_array_equal(from_start.Z_, start[0][from_start.fit_rows_])
+    W0 = start[1][:, from_start.fit_rows_]
+    np.testing.assert_allclose(from_start.W_, W0 / W0.sum(axis=1, keepdims=True), rtol=1e-12)
+    # seeded: the same rows again, other rows with another seed
+    again = ConvexNMF(N_CLUSTERS, max_iter=5, fit_max_rows=60).fit(X)
+    other = ConvexNMF(N_CLUSTERS, max_iter=5, fit_max_rows=60, random_state=1).fit(X)
+    np.testing.assert_array_equal(again.fit_rows_, model.fit_rows_)
+    assert not np.array_equal(other.fit_rows_, model.fit_rows_)
+    # at or below the threshold every row is fitted
+    whole = ConvexNMF(N_CLUSTERS, max_iter=5, fit_max_rows=len(X)).fit(X)
+    np.testing.assert_array_equal(whole.fit_rows_, np.arange(len(X)))
+
+
+def test_transform_solves_the_codes_nonnegative_least_squares(clusters, fitted):
+    X, _ = clusters
+    codes = fitted.transform(X[:20])
+    for row, code in zip(X[:20], codes, strict=True):
+        exact, _ = nnls(fitted.components_.T, row)
+        np.testing.assert_allclose(code, exact, rtol=0, atol=1e-4 * np.abs(exact).max())
 
 
 @pytest.mark.parametrize(
@@ -168,7 +265,7 @@ def test_elbow_rule_needs_values():
 
 def test_choose_n_concepts_by_elbow(clusters):
     X, _ = clusters
-    k, inertias = choose_n_concepts(X, 14, "elbow", 0, 0.95)
+    k, inertias, labels = choose_n_concepts(X, 14, "elbow", 0, 0.95)
     # k = 5 is the first k that barely improves on k = 4, and the reference keeps it
     assert k == N_CLUSTERS + 1
     assert list(inertias) == [1, 2, 3, 4, 5]  # stopped at the first k that fired
@@ -176,30 +273,36 @@ def test_choose_n_concepts_by_elbow(clusters):
     assert elbow_k(list(inertias.values()), 0.95) == k
     # a threshold the k = 5 step passes runs on to the next k that fails it
     assert choose_n_concepts(X, 14, "elbow", 0, 0.999)[0] > k
+    # the labels are those of the k-means run with k clusters: the fit's own start
+    for got, expected in zip(start_from_labels(labels, k), kmeans_init(X, k, 0), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_elbow_tries_k_up_to_max_concepts_and_one_less_than_the_rows():
     """The reference tries k in range(1, min(inter_max_cluster, n)): at most n - 1, and
     when the test never fires it keeps the last k tried."""
     X = 10.0 * np.eye(6)  # equidistant rows: every k improves by more than 5 %
-    k, inertias = choose_n_concepts(X, 14, "elbow", 0, 0.95)
+    k, inertias, _ = choose_n_concepts(X, 14, "elbow", 0, 0.95)
     assert (k, list(inertias)) == (5, [1, 2, 3, 4, 5])
-    k, inertias = choose_n_concepts(X, 3, "elbow", 0, 0.95)
+    k, inertias, _ = choose_n_concepts(X, 3, "elbow", 0, 0.95)
     assert (k, list(inertias)) == (3, [1, 2, 3])
 
 
 def test_choose_n_concepts_by_silhouette(clusters):
     X, _ = clusters
-    k, scores = choose_n_concepts(X, 8, "silhouette", 0)
+    k, scores, labels = choose_n_concepts(X, 8, "silhouette", 0)
     assert k == N_CLUSTERS
     assert list(scores) == list(range(2, 9)) and max(scores.values()) == scores[k]
+    np.testing.assert_array_equal(start_from_labels(labels, k)[0], kmeans_init(X, k, 0)[0])
 
 
 def test_choose_n_concepts_small_inputs():
     assert choose_n_concepts(np.ones((5, 3)), 14, "elbow", 0, 0.95)[0] == 1  # one distinct row
-    assert choose_n_concepts(np.ones((1, 3)), 14, "elbow", 0, 0.95) == (1, {1: 0.0})
+    k, scores, labels = choose_n_concepts(np.ones((1, 3)), 14, "elbow", 0, 0.95)
+    assert (k, scores, labels.tolist()) == (1, {1: 0.0}, [0])
     assert choose_n_concepts(np.eye(3)[[0, 1, 2, 0, 1]], 14, "elbow", 0, 0.95)[0] <= 3
-    assert choose_n_concepts(np.eye(2), 14, "silhouette", 0) == (1, {})
+    k, scores, labels = choose_n_concepts(np.eye(2), 14, "silhouette", 0)
+    assert (k, scores, labels.tolist()) == (1, {}, [0, 0])
     with pytest.raises(ValueError, match="threshold"):
         choose_n_concepts(np.eye(3), 14, "elbow", 0)
     with pytest.raises(ValueError, match="method"):
@@ -218,6 +321,20 @@ def test_choose_n_concepts_small_inputs():
 def test_bad_inputs(X, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ConvexNMF(**{"n_components": 2, **kwargs}).fit(X)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_relaxation": 0.5}, "max_relaxation must be >= 1"),
+        ({"stable_iters": -1}, "stable_iters must be >= 0"),
+        ({"fit_max_rows": 1}, "fit_max_rows=1 is below n_components=2"),
+        ({"max_iter": -1}, "max_iter >= 0"),
+    ],
+)
+def test_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ConvexNMF(2, **kwargs)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64])

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from videoconcepts import devices
 from videoconcepts.demo.synthetic import EVENTS
-from videoconcepts.models import devices, load_adapter
+from videoconcepts.models import load_adapter
 from videoconcepts.plan.checkpoints import DEMO, MissingCheckpointError
 from videoconcepts.plan.families import model_facts
 

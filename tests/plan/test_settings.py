@@ -1,6 +1,7 @@
 import glob
 
 import pytest
+from helpers import defaults
 
 from videoconcepts.plan.settings import (
     HEAD_MASKS,
@@ -88,13 +89,24 @@ def test_proposal_settings_keep_only_what_the_method_uses():
 
 
 def test_elbow_threshold_is_kept_only_with_the_elbow_rule():
-    concepts = {"max_concepts": 14, "max_iter": 10, "tol": 0.0, "seed": 0, "elbow_threshold": 0.9}
+    concepts = {**defaults("concepts"), "elbow_threshold": 0.9}
     elbow = resolve_concepts({"concepts": {**concepts, "selection": "elbow"}})
     assert elbow["elbow_threshold"] == 0.9
     silhouette = {**concepts, "selection": "silhouette"}
     assert resolve_concepts({"concepts": silhouette})["elbow_threshold"] is None
     assert resolve_concepts({"concepts": silhouette}) == resolve_concepts(
         {"concepts": {**silhouette, "elbow_threshold": 0.5}}
+    )
+
+
+def test_concept_settings_hash_every_solver_setting_and_refuse_a_small_subsample():
+    concepts = defaults("concepts")
+    resolved = resolve_concepts({"concepts": concepts})
+    assert set(resolved) == set(concepts) - {"device"}  # the device changes no result
+    with pytest.raises(ValueError, match="fit_max_rows"):
+        resolve_concepts({"concepts": {**concepts, "fit_max_rows": 13, "max_concepts": 14}})
+    assert (
+        resolve_concepts({"concepts": {**concepts, "fit_max_rows": None}})["fit_max_rows"] is None
     )
 
 

@@ -133,6 +133,25 @@ def test_concept_assignment_and_support_masks(pipeline):
     np.testing.assert_array_equal(masks.sum(axis=0), labelled)  # a partition of tubelet voxels
 
 
+def test_fits_record_how_each_head_was_fitted(pipeline, tmp_path):
+    fits = open_concepts(pipeline["concepts"]["slic"]).attrs["fits"]
+    for fit in fits:  # every head's tubelets fit under the default fit_max_rows
+        assert fit["n_fit"] == fit["n_tubelets"] and not fit["subsampled"]
+        assert fit["stop"] in ("tol", "stable", "max_iter")
+        assert fit["converged"] == (fit["stop"] != "max_iter")
+        assert 1 <= fit["n_iter"] <= CONCEPTS["max_iter"]
+    tubelets = sorted(pipeline["root"].glob("tubelets-slic-*.zarr"))
+    settings = ConceptSettings(**{**CONCEPTS, "max_concepts": 8, "fit_max_rows": 40})
+    write_concept_store(tubelets, tmp_path / "sub.zarr", settings, "cpu")
+    concepts = open_concepts(tmp_path / "sub.zarr")
+    assignment = concepts["assignment"][...]
+    for head, fit in enumerate(concepts.attrs["fits"]):
+        assert fit["subsampled"] and fit["n_fit"] == 40 < fit["n_tubelets"]
+        mine = assignment[assignment[:, 3] == head, 5]  # every tubelet still has a concept
+        assert len(mine) == fit["n_tubelets"] and mine.min() >= 0
+        assert mine.max() < fit["n_concepts"] == concepts["n_concepts"][head]
+
+
 def test_validation_prefers_slic_on_objects(pipeline):
     best = pipeline["best"].set_index(["method", "role"])["mean_iou"]
     for role in ("target", "occluder", "container"):

@@ -79,6 +79,7 @@ try:
     MODEL = resolve_model_section(config, list(SAMPLES["label"].fillna("").astype(str)))
     DECODE_SETTINGS = resolve_decode(config)
     MASKING_SETTINGS = resolve_masking(config, MODEL)
+    CONCEPT_SETTINGS = resolve_concepts(config)
     check_targets(MASKING_SETTINGS, [] if DEMO else list(SAMPLES["label"].fillna("")))
 except MissingCheckpointError as err:
     raise WorkflowError(f"model.checkpoint: {err}") from None
@@ -104,7 +105,6 @@ PROPOSALS_BY_METHOD = {
     m: resolve_proposals(config, m) for m in ("slic", "random_crops")
 }
 PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
-CONCEPT_SETTINGS = resolve_concepts(config)
 CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
 VALIDATION_SETTINGS = resolve_validation(config)
 

@@ -23,7 +23,7 @@ rule concepts:
         settings=json.dumps(CONCEPT_SETTINGS),
     shell:
         "videoconcepts concepts --out {output:q} --settings {params.settings:q}"
-        " --device {resources.device} {input.tubelets:q} > {log:q} 2>&1"
+        " --device {resources.device} --threads {threads} {input.tubelets:q} > {log:q} 2>&1"
 
 
 rule validation:

@@ -2,18 +2,38 @@
 
 X (n x d, rows = tubelet descriptors, any sign) is factorised as X ~ Z W X with codes
 Z (n x k) >= 0 and convex weights W (k x n) >= 0 whose rows sum to 1, so each concept
-centroid (a row of W X) is a convex combination of data rows.
+centroid (a row of C = W X) is a convex combination of data rows.
 
-Only the Gram matrix K = X X^T enters the updates, split as K = K+ - K-
-(K+ = max(K, 0), K- = max(-K, 0)). The multiplicative updates are
+Fit. The updates use the Gram matrix K = X X^T split as K = K+ - K- (K+ = max(K, 0),
+K- = max(-K, 0)):
 
-    Z <- Z * sqrt((K+ W^T + Z W K- W^T) / (K- W^T + Z W K+ W^T))
-    W <- W * sqrt((Z^T K+ + (Z^T Z) W K-) / (Z^T K- + (Z^T Z) W K+))
+    Z <- Z * ((K+ W^T + Z W K- W^T) / (K- W^T + Z W K+ W^T)) ** p
+    W <- W * ((Z^T K+ + (Z^T Z) W K-) / (Z^T K- + (Z^T Z) W K+)) ** p
 
-K+ W^T and K- W^T are computed once per iteration and reused by both updates and by the loss
-tr K - 2 tr(W K Z) + tr(Z^T Z W K W^T), so an iteration costs about 4 k n^2 flops and the
-stopping test is exact without ever forming Z W X. Products with K are taken as K @ (n x k)
-(K is symmetric), which reads K faster than (k x n) @ K.
+With p = 1/2 these are the paper's multiplicative updates, which never raise the loss
+||X - Z W X||^2. They crawl on flat stretches, so the exponent is over-relaxed
+(Salakhutdinov & Roweis 2003, adaptive over-relaxed bound optimisation): p = eta / 2, eta
+grows by 10 % after every step up to ``max_relaxation``; a step that raises the loss is
+thrown away and redone with p = 1/2, and eta starts again from 1. ``max_relaxation=1`` is
+the paper's algorithm. The tolerance test is only ever passed on a p = 1/2 step (a
+relaxed step that changes the loss by less than ``tol`` is followed by a plain one), so it
+means what it means for the plain updates: the paper's step no longer moves the loss.
+
+Only K+ is held, n^2 numbers: K M = X (X^T M) costs 2 n d k flops for an (n x k) M, so
+K- M = K+ M - K M needs no second n x n matrix. A step reads K+ twice (K+ Z and K+ W^T,
+about 4 k n^2 flops); the loss is computed from the centroids, ||X - Z C||^2 summed in
+float64 (n k d flops), which stays accurate in float32 where the trace form
+tr K - 2 tr(W K Z) + tr(Z^T Z W K W^T) would cancel to noise.
+
+Stops: the relative loss change of a plain step below ``tol``; or, with ``stable_iters``,
+the assignment (argmax of each row of Z) unchanged for that many steps; or ``max_iter``.
+
+Large n: with ``fit_max_rows``, a larger X is fitted on a seeded subsample of that many
+rows and ``fit_transform`` codes the rest with ``transform``, so memory is
+O(fit_max_rows^2 + n (d + k)) instead of O(n^2). ``transform`` solves the codes' own
+problem, min_{Z >= 0} ||X - Z C||^2 with the centroids C fixed, a convex problem with k
+unknowns per row, by exact coordinate descent on the columns of Z (HALS); it needs only
+C, never the data the model was fitted on.
 """
 
 from __future__ import annotations
@@ -28,7 +48,10 @@ from sklearn.metrics import silhouette_score
 
 _INIT_OFFSET = 0.2  # Ding et al.: start from k-means memberships + 0.2 so nothing is zero
 _KMEANS_N_INIT = 10
+_RELAXATION_GROWTH = 1.1  # eta's growth per step while steps keep lowering the loss
 _TINY = float(np.finfo(np.float64).tiny)
+
+StopReason = Literal["tol", "stable", "max_iter"]
 
 
 def _check_dtype(dtype: torch.dtype) -> None:
@@ -66,13 +89,16 @@ def _kmeans(X: np.ndarray, n_clusters: int, random_state: int | None) -> KMeans:
 def kmeans_init(
     X, n_components: int, random_state: int | None = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Strictly positive starting point (Z0, W0) from k-means memberships H (n x k).
+    """Strictly positive starting point (Z0, W0) from k-means memberships (see
+    ``start_from_labels``)."""
+    labels = _kmeans(_as_array(X), n_components, random_state).labels_
+    return start_from_labels(labels, n_components)
 
-    Z0 = H + 0.2 and W0 = H^T + 0.2 with rows normalised to sum 1 (dividing by cluster size
-    first, as in the paper, does not change the normalised result).
-    """
-    X = _as_array(X)
-    labels = _kmeans(X, n_components, random_state).labels_
+
+def start_from_labels(labels: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Z0, W0) from cluster labels, memberships H (n x k): Z0 = H + 0.2 and W0 = H^T + 0.2
+    with rows normalised to sum 1 (dividing by cluster size first, as in the paper, does
+    not change the normalised result)."""
     onehot = np.eye(n_components)[labels]
     Z0 = onehot + _INIT_OFFSET
     W0 = onehot.T + _INIT_OFFSET
@@ -87,50 +113,55 @@ def assign(Z: np.ndarray) -> np.ndarray:
     return Z.argmax(axis=1)
 
 
-def _update_z(
-    Z: torch.Tensor,
-    KWp: torch.Tensor,
-    KWn: torch.Tensor,
-    WKWp: torch.Tensor,
-    WKWn: torch.Tensor,
-    eps: float,
-) -> torch.Tensor:
-    """Z step; KW± = K± W^T (n x k) and WKW± = W K± W^T (k x k)."""
-    return Z * torch.sqrt((KWp + Z @ WKWn) / (KWn + Z @ WKWp + eps))
+class _Gram:
+    """K+ = max(X X^T, 0) of the fitted rows; M K- and M K from it and X (see the module)."""
+
+    def __init__(self, X: torch.Tensor) -> None:
+        self.X = X
+        self.Kp = (X @ X.T).clamp_min_(0)
+
+    def products(self, M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """M K+ and M K- for a (k x n) M (M K- clamped at 0 against rounding). Taken as
+        (k x n) @ K: in float32 that reads K about twice as fast as K @ (n x k)."""
+        MKp = M @ self.Kp
+        return MKp, (MKp - (M @ self.X) @ self.X.T).clamp_min_(0)
 
 
-def _update_w(
-    W: torch.Tensor,
-    Z: torch.Tensor,
-    Kp: torch.Tensor,
-    Kn: torch.Tensor,
-    KWp: torch.Tensor,
-    KWn: torch.Tensor,
-    eps: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """W step with Z^T Z on the left, then rows of W to sum 1 and Z rescaled (Z W unchanged).
+class _State:
+    """Z (held as Z^T, k x n, like every n-long factor), W and what both updates and the
+    loss reuse: W K± (k x n), W K± W^T (k x k) and the centroids C = W X, all computed
+    once per step."""
 
-    KW± = K± W^T of the current W, so W K± = KW±^T and Z^T K± = (K± Z)^T.
-    """
-    ZtZ = Z.T @ Z
-    num = (Kp @ Z).T + ZtZ @ KWn.T
-    W = W * torch.sqrt(num / ((Kn @ Z).T + ZtZ @ KWp.T + eps))
+    def __init__(self, Zt: torch.Tensor, W: torch.Tensor, gram: _Gram, norm: float) -> None:
+        self.Zt, self.W = Zt, W
+        self.WKp, self.WKn = gram.products(W)
+        self.WKWp, self.WKWn = self.WKp @ W.T, self.WKn @ W.T
+        self.C = W @ gram.X
+        self.loss = _relative_loss(gram.X, Zt, self.C, norm)
+
+
+def _relative_loss(X: torch.Tensor, Zt: torch.Tensor, C: torch.Tensor, norm: float) -> float:
+    """||X - Z C||^2 / norm, the squares summed in float64."""
+    return float((X - Zt.T @ C).square().sum(dtype=torch.float64)) / norm
+
+
+def _ratio_power(num: torch.Tensor, den: torch.Tensor, p: float) -> torch.Tensor:
+    ratio = num / den
+    return ratio.sqrt() if p == 0.5 else ratio.pow(p)
+
+
+def _step(state: _State, gram: _Gram, norm: float, p: float, eps: float) -> _State:
+    """One update of Z, then of W (with Z^T Z on the left), at exponent p, both written
+    transposed (Z^T <- Z^T * ((W K+ + (W K- W^T)^T Z^T) / (W K- + (W K+ W^T)^T Z^T))^p);
+    then rows of W to sum 1 and Z rescaled (Z W unchanged)."""
+    Zt, W = state.Zt, state.W
+    num = state.WKp + state.WKWn.T @ Zt
+    Zt = Zt * _ratio_power(num, state.WKn + state.WKWp.T @ Zt + eps, p)
+    ZtZ = Zt @ Zt.T
+    ZKp, ZKn = gram.products(Zt)  # Z^T K±
+    W = W * _ratio_power(ZKp + ZtZ @ state.WKn, ZKn + ZtZ @ state.WKp + eps, p)
     scale = W.sum(dim=1).clamp_min(eps)
-    return W / scale[:, None], Z * scale
-
-
-def _gram_products(
-    W: torch.Tensor, Kp: torch.Tensor, Kn: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """K+ W^T, K- W^T (n x k) and W K+ W^T, W K- W^T (k x k), computed once per step."""
-    Wt = W.T.contiguous()
-    KWp, KWn = Kp @ Wt, Kn @ Wt
-    return KWp, KWn, W @ KWp, W @ KWn
-
-
-def _loss(trace: torch.Tensor, Z: torch.Tensor, KW: torch.Tensor, WKW: torch.Tensor) -> float:
-    """||X - Z W X||_F^2 = tr K - 2 tr(W K Z) + tr(Z^T Z W K W^T), with KW = K W^T."""
-    return float(trace - 2 * (KW * Z).sum() + ((Z.T @ Z) * WKW).sum())
+    return _State(Zt * scale[:, None], W / scale[:, None], gram, norm)
 
 
 def _relative_change(previous: float, current: float) -> float:
@@ -138,14 +169,21 @@ def _relative_change(previous: float, current: float) -> float:
 
 
 class ConvexNMF:
-    """Convex NMF X ~ Z W X by multiplicative updates on the Gram matrix (CPU or CUDA).
+    """Convex NMF X ~ Z W X by (over-relaxed) multiplicative updates on the Gram matrix,
+    on CPU or CUDA; see the module docstring for the algorithm.
 
-    Fitted attributes: ``W_`` (k, n) convex weights, ``components_`` (k, d) = W_ @ X the
-    concept centroids, ``Z_`` (n, k) codes, ``n_iter_`` update steps taken,
-    ``loss_history_`` relative loss ||X - Z W X||^2 / ||X||^2 at the start and after each
-    step (length n_iter_ + 1), ``converged_`` whether the relative-tolerance test fired.
+    Fitted attributes: ``fit_rows_`` the rows of X the factorisation was fitted on (all of
+    them unless X has more than ``fit_max_rows``: then a sorted subsample drawn with
+    ``random_state``), ``W_`` (k, len(fit_rows_)) convex weights over those rows,
+    ``components_`` (k, d) = W_ @ X[fit_rows_] the concept centroids, ``Z_``
+    (len(fit_rows_), k) their codes, ``n_iter_`` update steps taken (redone steps count
+    once), ``loss_history_`` relative loss ||X - Z W X||^2 / ||X||^2 of the fitted rows at
+    the start and after each step (length n_iter_ + 1, never increasing),
+    ``stop_reason_`` "tol", "stable" or "max_iter", ``converged_`` whether a stopping
+    test fired before ``max_iter``.
 
-    Memory is O(n^2): K+, K- and the cross-Gram are held on ``device``.
+    Memory: K+ (len(fit_rows_)^2 numbers of ``dtype``) on ``device``, plus O(n (d + k)).
+    The defaults are the paper's algorithm; the concepts stage passes its settings.
     """
 
     def __init__(
@@ -157,12 +195,24 @@ class ConvexNMF:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float64,
         eps: float = 1e-12,
+        max_relaxation: float = 1.0,
+        stable_iters: int = 0,
+        fit_max_rows: int | None = None,
     ) -> None:
         _check_dtype(dtype)
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         if max_iter < 0 or tol < 0 or eps <= 0:
             raise ValueError("need max_iter >= 0, tol >= 0 and eps > 0")
+        if not max_relaxation >= 1:
+            raise ValueError(f"max_relaxation must be >= 1 (1: plain), got {max_relaxation}")
+        if stable_iters < 0:
+            raise ValueError(f"stable_iters must be >= 0 (0: off), got {stable_iters}")
+        if fit_max_rows is not None and fit_max_rows < n_components:
+            raise ValueError(
+                f"fit_max_rows={fit_max_rows} is below n_components={n_components}: "
+                "the subsample could not hold a row per concept"
+            )
         self.n_components = n_components
         self.max_iter = max_iter
         self.tol = tol
@@ -170,78 +220,126 @@ class ConvexNMF:
         self.device = torch.device(device)
         self.dtype = dtype
         self.eps = eps
+        self.max_relaxation = max_relaxation
+        self.stable_iters = stable_iters
+        self.fit_max_rows = fit_max_rows
 
     def fit(self, X, init: tuple[np.ndarray, np.ndarray] | None = None) -> ConvexNMF:
-        """Fit on X (n, d), any sign; ``init`` = (Z0, W0) overrides the k-means start."""
-        X = _as_tensor(X, self.dtype, self.device)
-        n, k = X.shape[0], self.n_components
-        if k > n:
-            raise ValueError(f"n_components={k} exceeds the number of rows n={n}")
-        K = X @ X.T
-        trace = K.trace()
-        if float(trace) == 0.0:
-            raise ValueError("X is all zeros")
-        Z0, W0 = kmeans_init(X.cpu(), k, self.random_state) if init is None else init
-        Z, W = self._factor(Z0, (n, k), "Z0"), self._factor(W0, (k, n), "W0")
-        Kp = K.clamp_min(0)
-        Kn = Kp - K
-        del K
-
-        KWp, KWn, WKWp, WKWn = _gram_products(W, Kp, Kn)
-        history = [_loss(trace, Z, KWp - KWn, WKWp - WKWn) / float(trace)]
-        self.converged_ = False
-        self.n_iter_ = 0
-        while self.n_iter_ < self.max_iter:
-            Z = _update_z(Z, KWp, KWn, WKWp, WKWn, self.eps)
-            W, Z = _update_w(W, Z, Kp, Kn, KWp, KWn, self.eps)
-            KWp, KWn, WKWp, WKWn = _gram_products(W, Kp, Kn)
-            history.append(_loss(trace, Z, KWp - KWn, WKWp - WKWn) / float(trace))
-            self.n_iter_ += 1
-            if _relative_change(history[-2], history[-1]) < self.tol:
-                self.converged_ = True
-                break
-
-        self._X_fit = X.clone()  # X may share memory with the caller's array
-        self._W = W
-        self._WKW = (WKWp, WKWn)
-        self.W_ = W.cpu().numpy()
-        self.Z_ = Z.cpu().numpy()
-        self.components_ = (W @ X).cpu().numpy()
-        self.loss_history_ = history
+        """Fit on X (n, d), any sign. ``init`` = (Z0 (n, k), W0 (k, n)), strictly positive,
+        overrides the k-means start of the fitted rows; with a subsample, the fitted rows'
+        part of it is taken (W0's rows normalised again)."""
+        self._fit(_as_tensor(X, self.dtype, self.device), init)
         return self
 
     def fit_transform(self, X, init: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """Fit and return the codes Z_ (n, k) of the fitted rows."""
-        return self.fit(X, init).Z_.copy()
+        """Fit and return codes (n, k) for every row of X: Z_ for the fitted rows,
+        ``transform`` for the others."""
+        X = _as_tensor(X, self.dtype, self.device)
+        self._fit(X, init)
+        if len(self.fit_rows_) == len(X):
+            return self.Z_.copy()
+        rest = np.setdiff1d(np.arange(len(X)), self.fit_rows_)
+        codes = np.empty((len(X), self.n_components), dtype=self.Z_.dtype)
+        codes[self.fit_rows_] = self.Z_
+        codes[rest] = self._codes(X[torch.as_tensor(rest, device=X.device)]).cpu().numpy()
+        return codes
 
     def transform(self, X) -> np.ndarray:
-        """Codes Z (m, k) >= 0 for new rows, with W_ (and so the centroids) held fixed.
+        """Codes Z (m, k) >= 0 for rows X (m, d), the centroids held fixed.
 
-        Runs the Z update alone, with the cross-Gram C = X X_fit^T in place of K:
-        Z <- Z * sqrt((C+ W^T + Z W K- W^T) / (C- W^T + Z W K+ W^T)), from Z = 1, until the
-        loss ||X - Z W X_fit||^2 changes by less than ``tol`` (relative) or ``max_iter``
-        steps. The problem is convex in Z, so on the training rows this lands near Z_.
+        Minimises ||X - Z C||^2 over Z >= 0 (C = ``components_``) by HALS: each sweep sets
+        every column of Z in turn to its exact minimiser given the others,
+        z_j <- max(0, z_j + (X c_j - Z C c_j) / ||c_j||^2), from Z = 1, until the loss
+        changes by less than ``tol`` (relative) or ``max_iter`` sweeps. The problem is
+        convex, so on the fitted rows this lands near Z_.
         """
-        if not hasattr(self, "_X_fit"):
+        if not hasattr(self, "components_"):
             raise RuntimeError("ConvexNMF is not fitted yet: call fit first")
         X = _as_tensor(X, self.dtype, self.device)
-        if X.shape[1] != self._X_fit.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, fitted on {self._X_fit.shape[1]}")
-        C = X @ self._X_fit.T
-        Cp = C.clamp_min(0)
-        Wt = self._W.T.contiguous()
-        CWp, CWn = Cp @ Wt, (Cp - C) @ Wt
-        del C, Cp
-        WKWp, WKWn = self._WKW
-        trace = (X * X).sum()
-        Z = torch.ones(X.shape[0], self.n_components, dtype=self.dtype, device=self.device)
-        loss = _loss(trace, Z, CWp - CWn, WKWp - WKWn)
+        if X.shape[1] != self.components_.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features, fitted on {self.components_.shape[1]}")
+        return self._codes(X).cpu().numpy()
+
+    def _fit(self, X: torch.Tensor, init: tuple[np.ndarray, np.ndarray] | None) -> None:
+        n, k = X.shape[0], self.n_components
+        if k > n:
+            raise ValueError(f"n_components={k} exceeds the number of rows n={n}")
+        if init is not None:
+            init = self._factor(init[0], (n, k), "Z0"), self._factor(init[1], (k, n), "W0")
+        self.fit_rows_ = self._fit_rows(n)
+        if len(self.fit_rows_) < n:
+            rows = torch.as_tensor(self.fit_rows_, device=X.device)
+            X = X[rows]
+            if init is not None:  # the fitted rows' share of the start
+                W0 = init[1][:, rows]
+                init = init[0][rows], W0 / W0.sum(dim=1, keepdim=True)
+        norm = float(X.square().sum(dtype=torch.float64))
+        if norm == 0.0:
+            raise ValueError("X is all zeros")
+        if init is None:
+            start = kmeans_init(X.cpu(), k, self.random_state)
+            init = (
+                self._factor(start[0], (len(X), k), "Z0"),
+                self._factor(start[1], (k, len(X)), "W0"),
+            )
+        Z, W = init
+        gram = _Gram(X)
+        state = _State(Z.T.contiguous(), W, gram, norm)
+        history = [state.loss]
+        labels, unchanged, eta = Z.argmax(dim=1), 0, 1.0
+        self.stop_reason_: StopReason = "max_iter"
+        while len(history) <= self.max_iter:
+            new = _step(state, gram, norm, eta / 2, self.eps)
+            if eta > 1 and new.loss > state.loss:  # the relaxed step overshot: redo it plainly
+                eta = 1.0
+                new = _step(state, gram, norm, 0.5, self.eps)
+            plain = eta == 1.0
+            state = new
+            history.append(state.loss)
+            now = state.Zt.argmax(dim=0)
+            unchanged = unchanged + 1 if torch.equal(now, labels) else 0
+            labels = now
+            if _relative_change(history[-2], history[-1]) < self.tol:
+                if plain:
+                    self.stop_reason_ = "tol"
+                    break
+                eta = 1.0  # judge the tolerance on a plain step
+            else:
+                eta = min(eta * _RELAXATION_GROWTH, self.max_relaxation)
+            if self.stable_iters and unchanged >= self.stable_iters:
+                self.stop_reason_ = "stable"
+                break
+
+        self.n_iter_ = len(history) - 1
+        self.converged_ = self.stop_reason_ != "max_iter"
+        self.W_ = state.W.cpu().numpy()
+        self.Z_ = state.Zt.T.cpu().numpy().copy()  # C order, like the other attributes
+        self._C = state.C
+        self.components_ = state.C.cpu().numpy()
+        self.loss_history_ = history
+
+    def _fit_rows(self, n: int) -> np.ndarray:
+        if self.fit_max_rows is None or n <= self.fit_max_rows:
+            return np.arange(n)
+        rng = np.random.default_rng(self.random_state)
+        return np.sort(rng.choice(n, size=self.fit_max_rows, replace=False))
+
+    def _codes(self, X: torch.Tensor) -> torch.Tensor:
+        """HALS codes of X (see ``transform``), as a tensor."""
+        C = self._C
+        G = C @ C.T
+        B = (X @ C.T).T.contiguous()  # (k, m): column j of X C^T as a row
+        Zt = torch.ones(self.n_components, X.shape[0], dtype=self.dtype, device=self.device)
+        norm = max(float(X.square().sum(dtype=torch.float64)), _TINY)
+        loss = _relative_loss(X, Zt, C, norm)
         for _ in range(self.max_iter):
-            Z = _update_z(Z, CWp, CWn, WKWp, WKWn, self.eps)
-            previous, loss = loss, _loss(trace, Z, CWp - CWn, WKWp - WKWn)
+            for j in range(self.n_components):
+                step = (B[j] - G[j] @ Zt) / G[j, j].clamp_min(self.eps)
+                Zt[j] = (Zt[j] + step).clamp_min_(0)
+            previous, loss = loss, _relative_loss(X, Zt, C, norm)
             if _relative_change(previous, loss) < self.tol:
                 break
-        return Z.cpu().numpy()
+        return Zt.T
 
     def _factor(self, value, shape: tuple[int, int], name: str) -> torch.Tensor:
         t = torch.as_tensor(value, dtype=self.dtype, device=self.device).clone()
@@ -270,8 +368,10 @@ def choose_n_concepts(
     method: Literal["elbow", "silhouette"],
     random_state: int,
     elbow_threshold: float | None = None,
-) -> tuple[int, dict[int, float]]:
-    """Number of concepts for X (n, d) and the score per k tried.
+) -> tuple[int, dict[int, float], np.ndarray]:
+    """Number of concepts k for X (n, d), the score per k tried, and the labels of the
+    k-means run with that k (``start_from_labels`` makes them the fit's start: the same
+    start ``ConvexNMF`` would compute, without running that k-means again).
 
     "elbow" (the VTCD reference code, utilities/clustering.py ``cluster_dataset``): k-means
     for k = 1, 2, ..., min(max_concepts, n - 1), stopping as ``elbow_k`` says with
@@ -295,23 +395,27 @@ def choose_n_concepts(
 
 def _choose_by_elbow(
     X: np.ndarray, k_max: int, random_state: int, threshold: float
-) -> tuple[int, dict[int, float]]:
+) -> tuple[int, dict[int, float], np.ndarray]:
     inertias: list[float] = []
     for k in range(1, k_max + 1):
-        inertias.append(float(_kmeans(X, k, random_state).inertia_))
+        kmeans = _kmeans(X, k, random_state)
+        inertias.append(float(kmeans.inertia_))
         if k > 1 and inertias[-1] > threshold * inertias[-2]:
             break
-    return elbow_k(inertias, threshold), dict(enumerate(inertias, start=1))
+    # elbow_k keeps the last k tried (the loop stopped where the test fired): its labels
+    return elbow_k(inertias, threshold), dict(enumerate(inertias, start=1)), kmeans.labels_
 
 
 def _choose_by_silhouette(
     X: np.ndarray, k_max: int, random_state: int
-) -> tuple[int, dict[int, float]]:
+) -> tuple[int, dict[int, float], np.ndarray]:
     scores: dict[int, float] = {}
+    labels: dict[int, np.ndarray] = {}
     for k in range(2, min(k_max, X.shape[0] - 1) + 1):
-        labels = _kmeans(X, k, random_state).labels_
-        if len(np.unique(labels)) >= 2:
-            scores[k] = float(silhouette_score(X, labels))
+        labels[k] = _kmeans(X, k, random_state).labels_
+        if len(np.unique(labels[k])) >= 2:
+            scores[k] = float(silhouette_score(X, labels[k]))
     if not scores:
-        return 1, scores
-    return max(scores, key=scores.__getitem__), scores
+        return 1, scores, np.zeros(len(X), dtype=np.int64)
+    best = max(scores, key=scores.__getitem__)
+    return best, scores, labels[best]

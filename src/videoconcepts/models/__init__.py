@@ -7,8 +7,8 @@ from typing import Any
 
 import transformers
 
+from videoconcepts.devices import Precision, describe, pick_device, pick_precision
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
-from videoconcepts.models.devices import Precision, describe, pick_device, pick_precision
 from videoconcepts.models.timesformer import TimesformerAdapter
 from videoconcepts.models.videomae import VideoMAEAdapter, VideoMAEPretrainingAdapter
 from videoconcepts.models.vivit import VivitAdapter

@@ -137,7 +137,23 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
     """Concept settings; the elbow threshold only with the elbow rule, so tuning it leaves
     silhouette runs valid."""
     concepts = config["concepts"]
-    keys = ("max_concepts", "selection", "max_iter", "tol", "seed")
+    keys = (
+        "max_concepts",
+        "selection",
+        "max_iter",
+        "tol",
+        "max_relaxation",
+        "stable_iters",
+        "dtype",
+        "fit_max_rows",
+        "seed",
+    )
+    fit_max_rows = concepts["fit_max_rows"]
+    if fit_max_rows is not None and fit_max_rows < concepts["max_concepts"]:
+        raise ValueError(
+            f"concepts.fit_max_rows ({fit_max_rows}) is below concepts.max_concepts "
+            f"({concepts['max_concepts']}): a subsample must hold a tubelet per concept"
+        )
     elbow = concepts["selection"] == "elbow"
     threshold = concepts["elbow_threshold"] if elbow else None
     return {**{key: concepts[key] for key in keys}, "elbow_threshold": threshold}

@@ -1,8 +1,10 @@
 """concepts: Convex NMF per head of one layer, across every video's tubelets.
 
 Reads the tubelet stores of all shards for one layer, clusters each head's tubelet
-descriptors into concepts (number chosen by the k-means elbow or silhouette rule), and
-stores centroids, the tubelet-to-concept assignment and per-concept statistics.
+descriptors into concepts (number chosen by the k-means elbow or silhouette rule, on all of
+the head's tubelets), and stores centroids, the tubelet-to-concept assignment and
+per-concept statistics. A head with more than ``fit_max_rows`` tubelets is fitted on a
+seeded subsample of them and the rest are assigned by ``ConvexNMF.transform``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from videoconcepts.methods.cnmf import ConvexNMF, assign, choose_n_concepts
-from videoconcepts.models.devices import pick_device
+from videoconcepts.devices import pick_device
+from videoconcepts.methods.cnmf import ConvexNMF, assign, choose_n_concepts, start_from_labels
 from videoconcepts.runtime import typed_json
 from videoconcepts.stores.base import atomic_store, write_array
 from videoconcepts.stores.concepts import ASSIGNMENT_COLUMNS, KIND
@@ -36,6 +39,10 @@ class ConceptSettings:
     elbow_threshold: float | None  # None with silhouette
     max_iter: int
     tol: float
+    max_relaxation: float
+    stable_iters: int
+    dtype: Literal["float32", "float64"]
+    fit_max_rows: int | None
     seed: int
 
 
@@ -59,13 +66,25 @@ def _gather(tubelet_stores: Sequence[Path]) -> tuple[pd.DataFrame, np.ndarray, l
 
 def fit_head(
     X: np.ndarray, settings: ConceptSettings, device: torch.device
-) -> tuple[ConvexNMF, dict[int, float]]:
-    """Choose the number of concepts, then fit Convex NMF on one head's descriptors."""
-    k, scores = choose_n_concepts(
+) -> tuple[ConvexNMF, np.ndarray, dict[int, float]]:
+    """Choose the number of concepts, then fit Convex NMF on one head's descriptors from
+    the k-means start of all its rows; the fitted model, every row's codes and the
+    selection score per k tried."""
+    k, scores, labels = choose_n_concepts(
         X, settings.max_concepts, settings.selection, settings.seed, settings.elbow_threshold
     )
-    model = ConvexNMF(k, settings.max_iter, settings.tol, settings.seed, device)
-    return model.fit(X), scores
+    model = ConvexNMF(
+        k,
+        max_iter=settings.max_iter,
+        tol=settings.tol,
+        random_state=settings.seed,
+        device=device,
+        dtype=getattr(torch, settings.dtype),
+        max_relaxation=settings.max_relaxation,
+        stable_iters=settings.stable_iters,
+        fit_max_rows=settings.fit_max_rows,
+    )
+    return model, model.fit_transform(X, init=start_from_labels(labels, k)), scores
 
 
 def write_concept_store(
@@ -88,9 +107,9 @@ def write_concept_store(
         rows = np.flatnonzero(table["head"].to_numpy() == head)
         if len(rows) == 0:
             raise ValueError(f"layer {first['layer']}, head {head}: no tubelets in {stores}")
-        model, scores = fit_head(descriptors[rows], settings, torch_device)
+        model, codes, scores = fit_head(descriptors[rows], settings, torch_device)
         k = model.n_components
-        concept[rows] = assign(model.Z_)
+        concept[rows] = assign(codes)
         centroids[head, :k] = model.components_
         members = table.iloc[rows].assign(concept=concept[rows])
         counts[head, :k, 0] = np.bincount(members["concept"], minlength=k)
@@ -102,8 +121,11 @@ def write_concept_store(
                 "head": head,
                 "n_concepts": k,
                 "n_tubelets": len(rows),
+                "n_fit": len(model.fit_rows_),
+                "subsampled": len(model.fit_rows_) < len(rows),
                 "n_iter": model.n_iter_,
                 "converged": model.converged_,
+                "stop": model.stop_reason_,
                 "loss": model.loss_history_[-1],
                 "selection_scores": {str(key): value for key, value in scores.items()},
             }
@@ -134,9 +156,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, required=True, help="CPU threads (torch, k-means)")
     parser.add_argument("tubelets", nargs="+", help="tubelet stores of every shard")
 
 
 def run(args: argparse.Namespace) -> None:
-    count = write_concept_store(args.tubelets, args.out, args.settings, args.device)
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads):  # k-means' OpenMP threads
+        count = write_concept_store(args.tubelets, args.out, args.settings, args.device)
     print(f"{count} concepts in {args.out}", file=sys.stderr)
