@@ -47,19 +47,20 @@ class Runtime:
     CPU threads for torch."""
 
     device: str
-    precision: str
+    precision: str | None  # None where the stage's hashed settings carry it (features)
     batch_size: int
     threads: int
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(parser: argparse.ArgumentParser, precision: bool = True) -> None:
         parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
-        parser.add_argument(
-            "--precision",
-            required=True,
-            choices=["auto", "float32", "bfloat16"],
-            help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
-        )
+        if precision:
+            parser.add_argument(
+                "--precision",
+                required=True,
+                choices=["auto", "float32", "bfloat16"],
+                help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
+            )
         parser.add_argument("--batch-size", type=int, required=True, help="items per forward")
         parser.add_argument("--threads", type=int, required=True, help="CPU threads for torch")
 
@@ -69,4 +70,4 @@ class Runtime:
         import torch
 
         torch.set_num_threads(args.threads)
-        return cls(args.device, args.precision, args.batch_size, args.threads)
+        return cls(args.device, getattr(args, "precision", None), args.batch_size, args.threads)

@@ -12,13 +12,13 @@ from videoconcepts.stores.decode import open_decoded
 from videoconcepts.stores.features import open_features
 
 CLIP = DecodeSettings(num_frames=4, frame_stride=3, clip_start="start", size=32, sampling="index")
-RUNTIME = Runtime("auto", "float32", 8, 1)
+RUNTIME = Runtime("auto", None, 8, 1)
 
 
 def features(model: str, **overrides) -> FeatureSettings:
     """The schema's feature settings (runtime options apart) for ``model``."""
     values = {**defaults("features"), "model": model, **overrides}
-    runtime = ("batch_size", "device", "precision")
+    runtime = ("batch_size", "device")
     return FeatureSettings(**{k: v for k, v in values.items() if k not in runtime})
 
 
@@ -39,7 +39,7 @@ def decoded(video_dir, tmp_path_factory):
 def test_feature_store_layout_and_values(decoded, tiny_checkpoint, tmp_path):
     settings = features(str(tiny_checkpoint), layers=[0, 1], heads=["keys", "queries"])
     out = tmp_path / "shard.zarr"
-    assert write_feature_store(decoded, out, settings, Runtime("auto", "float32", 2, 1)) == 3
+    assert write_feature_store(decoded, out, settings, Runtime("auto", None, 2, 1)) == 3
     store = open_features(out)
     assert store.attrs["video_ids"] == ["v0", "v1", "v2"]
     assert store.attrs["skipped"][0]["id"] == "bad"

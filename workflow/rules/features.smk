@@ -21,11 +21,9 @@ rule features:
         gpu=job_gpus(config["features"]["device"]),
         batch_size=config["features"]["batch_size"],
         device=config["features"]["device"],
-        precision=config["features"]["precision"],
     params:
         settings=json.dumps(FEATURE_SETTINGS),
     shell:
         "videoconcepts features --out {output:q} --settings {params.settings:q} --threads {threads}"
         " --batch-size {resources.batch_size} --device {resources.device}"
-        " --precision {resources.precision}"
         " {input.decoded:q} > {log:q} 2>&1"

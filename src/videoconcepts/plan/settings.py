@@ -83,6 +83,7 @@ def resolve_features(config: dict[str, Any], model: dict[str, Any]) -> dict[str,
         "residual": features["residual"],
         "dtype": features["dtype"],
         "videos_per_job": features["videos_per_job"],
+        "precision": features["precision"],
     }
 
 

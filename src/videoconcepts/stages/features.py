@@ -23,6 +23,7 @@ from videoconcepts.stores.decode import open_decoded, split_decoded
 from videoconcepts.stores.features import KIND, create_feature_arrays
 
 if TYPE_CHECKING:  # the model code loads only in the features job itself
+    from videoconcepts.devices import Precision
     from videoconcepts.models import HeadKind, ModelAdapter
 
 HELP = "capture features for a shard of videos"
@@ -39,6 +40,9 @@ class FeatureSettings:
     residual: bool
     dtype: str
     videos_per_job: int
+    # hashed, unlike the masking stages' precision: bf16 features move SLIC's segments and
+    # the concept counts (162 concepts on the demo instead of 154), beyond rounding noise
+    precision: Precision
 
 
 Settings = FeatureSettings
@@ -64,7 +68,7 @@ def write_feature_store(
     from videoconcepts.models import load_adapter
 
     ok, _, skipped = split_decoded(decode_stores)
-    adapter = load_adapter(settings.model, runtime.device, runtime.precision)
+    adapter = load_adapter(settings.model, runtime.device, settings.precision)
     layers = list(range(adapter.num_layers)) if settings.layers is None else settings.layers
     groups = [open_decoded(store) for store in ok]
     for store, group in zip(ok, groups, strict=True):
@@ -113,7 +117,7 @@ def write_feature_store(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
-    Runtime.add_arguments(parser)
+    Runtime.add_arguments(parser, precision=False)
     parser.add_argument("decode_stores", nargs="+")
 
 
