@@ -189,6 +189,23 @@ def main() -> None:
     a, c = statistics.median(rates["a"]), statistics.median(rates["c"])
     b = {mode: statistics.median(rates[mode]) for mode in ("remove", "zero")}
 
+    name = torch.cuda.get_device_name() if adapter.device.type == "cuda" else "CPU"
+    print(
+        f"model {args.model} ({adapter.num_layers} layers x {adapter.num_heads} heads, "
+        f"{adapter.grid.size} tokens), {n_units} units, device {name}, our precision "
+        f"{str(ours).removeprefix('torch.')} (reference fp32), batch {args.batch}, "
+        f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds",
+        flush=True,
+    )
+    print(f"(a) plain batched forward      {a:9.1f} masks/s")
+    for mode, rate in b.items():
+        print(f"(b) batched CRIS, {mode:<6} mode  {rate:9.1f} masks/s")
+    print(f"(c) reference: 1 mask/forward  {c:9.1f} masks/s")
+    for mode, rate in b.items():
+        print(
+            f"ratio (b)/(a) {mode:<6}: {rate / a:.2f}    ratio (b)/(c) {mode:<6}: {rate / c:.2f}",
+            flush=True,
+        )
     # standard errors on one set of scores ("prob": a continuous score moves with every mask)
     adapter.precision = ours
     se_masks = sample_masks(args.se_masks, n_units, 0.5, seed=1)
@@ -196,19 +213,6 @@ def main() -> None:
     se = {name: median_stderr(scores, se_masks, name) for name in {args.estimator, "difference"}}
     masks_ratio = (se["difference"] / se[args.estimator]) ** 2
 
-    name = torch.cuda.get_device_name() if adapter.device.type == "cuda" else "CPU"
-    print(
-        f"model {args.model} ({adapter.num_layers} layers x {adapter.num_heads} heads, "
-        f"{adapter.grid.size} tokens), {n_units} units, device {name}, our precision "
-        f"{str(ours).removeprefix('torch.')} (reference fp32), batch {args.batch}, "
-        f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds"
-    )
-    print(f"(a) plain batched forward      {a:9.1f} masks/s")
-    for mode, rate in b.items():
-        print(f"(b) batched CRIS, {mode:<6} mode  {rate:9.1f} masks/s")
-    print(f"(c) reference: 1 mask/forward  {c:9.1f} masks/s")
-    for mode, rate in b.items():
-        print(f"ratio (b)/(a) {mode:<6}: {rate / a:.2f}    ratio (b)/(c) {mode:<6}: {rate / c:.2f}")
     print(
         f"median standard error at {args.se_masks} masks: {args.estimator} "
         f"{se[args.estimator]:.4g}, difference of means {se['difference']:.4g}: the "
