@@ -171,6 +171,9 @@ def main() -> None:
 
     adapter = build_adapter(args.model, args.device)
     ours = pick_precision(args.precision, adapter.device)
+    if args.se_masks < 4 * adapter.num_layers * adapter.num_heads * args.units_per_head:
+        # with masks near the units the regression's ridge shrinks its errors: no comparison
+        parser.error("--se-masks must be at least 4x the units (layers x heads x units per head)")
     shape = (1, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
     clip = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.manual_seed(0))
     tokens = box_units(adapter, args.units_per_head, seed=0)
