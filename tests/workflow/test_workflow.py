@@ -120,7 +120,7 @@ def test_run_produces_importance_curves_and_head_pruning(finished_run):
     logs = list((finished_run / "results/logs/cris").rglob("shard-*.log"))
     assert len(logs) == 2 and all("batch" in log.read_text() for log in logs)
     # the precision `auto` chose is logged and recorded, with what the CPU can do
-    shard = open_store(next((results / "cris").rglob("shard-000.zarr")), "cris").attrs
+    shard = open_store(next((results / "cris").rglob("shard-000.zarr")), "cris_shard").attrs
     assert shard["precision"] in {"float32", "bfloat16"}
     assert all(f"precision {shard['precision']} (CPU" in log.read_text() for log in logs)
     page = next(results.glob("report/run-*/index.html")).read_text()

@@ -160,7 +160,7 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
     return {**{key: concepts[key] for key in keys}, "elbow_threshold": threshold}
 
 
-# CRIS masks per run: the paper's 4,000 for real models; the demo's 160 concepts reach
+# CRIS masks per run: the paper's 4,000 for real models; the demo's 154 concepts reach
 # a stable ranking with fewer, and the regression estimator needs 2.6x fewer masks than
 # the difference of means for the same error (see docs/ARCHITECTURE.md).
 NUM_MASKS = {"demo": 192, "default": 4000}
