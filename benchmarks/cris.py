@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoconcepts.devices import pick_precision
+from videoconcepts.devices import dtype_name, pick_precision
 from videoconcepts.methods.cris import ESTIMATES, sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
@@ -196,7 +196,7 @@ def main() -> None:
     print(
         f"model {args.model} ({adapter.num_layers} layers x {adapter.num_heads} heads, "
         f"{adapter.grid.size} tokens), {n_units} units, device {name}, our precision "
-        f"{str(ours).removeprefix('torch.')} (reference fp32), batch {args.batch}, "
+        f"{dtype_name(ours)} (reference fp32), batch {args.batch}, "
         f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds",
         flush=True,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from cris import box_units, cris_rate, plain_rate, synchronise
 
+from videoconcepts.devices import dtype_name
 from videoconcepts.methods.cris import sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
@@ -75,7 +76,7 @@ def measure(family: str, args: argparse.Namespace) -> tuple:
         adapter, lambda: cris_rate(adapter, clip, tokens, masks, batch, "remove")
     )
     row = (family, adapter.grid.size, str(adapter.device), plain, hooked, a, b)
-    precision = str(adapter.precision).removeprefix("torch.")
+    precision = dtype_name(adapter.precision)
     return (*row, "/".join((plain_mem, hooked_mem, a_mem, b_mem)), precision)
 
 

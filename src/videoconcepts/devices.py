@@ -42,6 +42,11 @@ def pick_precision(precision: Precision, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` as the config and the stores spell it: ``bfloat16``."""
+    return str(dtype).removeprefix("torch.")
+
+
 def describe(device: torch.device, dtype: torch.dtype) -> str:
     """One log line: the device, the chosen precision and what the CPU can do."""
     cpu = (
@@ -49,4 +54,4 @@ def describe(device: torch.device, dtype: torch.dtype) -> str:
         f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
     )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return f"device {name}, precision {str(dtype).removeprefix('torch.')} ({cpu})"
+    return f"device {name}, precision {dtype_name(dtype)} ({cpu})"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from videoconcepts.devices import dtype_name
 from videoconcepts.methods.cris import (
     CrisSettings,
     batch_ranges,
@@ -81,7 +82,7 @@ def write_cris_shard(
         n_shards=n_shards,
         batch_size=batch_size,
         device=str(job.adapter.device),
-        precision=str(job.adapter.precision).removeprefix("torch."),
+        precision=dtype_name(job.adapter.precision),
         masking=asdict(masking),
         cris=asdict(cris),
     ) as group:

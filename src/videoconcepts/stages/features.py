@@ -17,6 +17,7 @@ import torch
 import zarr
 from tqdm import tqdm
 
+from videoconcepts.devices import dtype_name
 from videoconcepts.runtime import Runtime, typed_json
 from videoconcepts.stores.base import atomic_store
 from videoconcepts.stores.decode import open_decoded, split_decoded
@@ -87,7 +88,7 @@ def write_feature_store(
         "class_names": adapter.class_names,
         "family": adapter.family,
         "device": str(adapter.device),
-        "precision": str(adapter.precision).removeprefix("torch."),
+        "precision": dtype_name(adapter.precision),
         "settings": {**asdict(settings), "layers": layers},
     }
     with atomic_store(out, KIND, **attrs) as store:
