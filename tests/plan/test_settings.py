@@ -4,12 +4,13 @@ import pytest
 from helpers import defaults
 
 from videoconcepts.plan.settings import (
-    HEAD_MASKS,
-    NUM_MASKS,
+    BY_MODEL,
     analysed_layers,
+    for_model,
     job_gpus,
     resolve_concepts,
     resolve_cris,
+    resolve_curves,
     resolve_decode,
     resolve_head_masking,
     resolve_heads,
@@ -157,17 +158,30 @@ def test_heads_rank_and_prune_by_removing_whatever_the_configured_mode():
     assert resolve_head_masking(zero) == resolve_head_masking(remove) == remove
 
 
-def test_null_mask_counts_come_from_the_model_and_given_ones_win():
+def test_null_model_dependent_settings_come_from_the_model_and_given_ones_win():
     config = {
         "model": {"checkpoint": "demo"},
         "cris": {"num_masks": None, "mask_ratio": 0.5, "seed": 0, "stop_when_stable": None},
         "heads": {"num_masks": None},
+        "curves": {"steps": None, "random_orders": 3, "seed": 0},
+        "masking": {"threads": None},
     }
     config["cris"]["estimator"] = "regression"
-    assert resolve_cris(config)["num_masks"] == NUM_MASKS["demo"]
-    assert resolve_heads(config)["num_masks"] == HEAD_MASKS["demo"]
+    resolved = lambda: (  # noqa: E731
+        resolve_cris(config)["num_masks"],
+        resolve_heads(config)["num_masks"],
+        resolve_curves(config)["steps"],
+        for_model(config, "masking", "threads"),
+    )
+    keys = [
+        ("cris", "num_masks"),
+        ("heads", "num_masks"),
+        ("curves", "steps"),
+        ("masking", "threads"),
+    ]
+    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (128, 128, 10, 1)
     config["model"]["checkpoint"] = "MCG-NJU/videomae-base-finetuned-kinetics"
-    assert resolve_cris(config)["num_masks"] == 4000
-    assert resolve_heads(config)["num_masks"] == HEAD_MASKS["default"]
+    assert resolved() == tuple(BY_MODEL[key]["default"] for key in keys) == (4000, 1024, 20, 2)
     config["cris"]["num_masks"], config["heads"]["num_masks"] = 64, 32
-    assert (resolve_cris(config)["num_masks"], resolve_heads(config)["num_masks"]) == (64, 32)
+    config["curves"]["steps"], config["masking"]["threads"] = 5, 3
+    assert resolved() == (64, 32, 5, 3)

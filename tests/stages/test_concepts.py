@@ -8,12 +8,16 @@ table must show it.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
 from helpers import defaults, tubelet_settings
 from skimage.transform import resize
 
+from videoconcepts.cli import main
 from videoconcepts.demo.synthetic import generate_dataset
 from videoconcepts.methods.decoding import DecodeSettings
 from videoconcepts.stages.concepts import ConceptSettings, write_concept_store
@@ -185,6 +189,23 @@ def test_matched_random_crops_need_the_slic_store(pipeline, tmp_path):
     other = pipeline["root"] / "tubelets-slic-1.zarr"  # another shard's videos
     with pytest.raises(ValueError, match="video"):
         write_tubelet_store(features, 3, tmp_path / "t.zarr", settings, other)
+
+
+def test_tubelets_command_writes_one_store_per_layer_as_the_function_does(pipeline, tmp_path):
+    """The rule's command: matched crops for the listed layers, one --out and --match each;
+    a count that does not match the layers is refused before anything is written."""
+    root = pipeline["root"]
+    settings = tubelet_settings(method="random_crops", upsample=(2, 4, 4))
+    base = ["tubelets", "--features", str(root / "features-0.zarr"), "--layers", "3"]
+    base += ["--settings", json.dumps(asdict(settings))]
+    out, match = tmp_path / "t.zarr", root / "tubelets-slic-0.zarr"
+    with pytest.raises(SystemExit, match="one --out"):
+        main([*base, "--out", str(out), str(tmp_path / "u.zarr"), "--match", str(match)])
+    assert not list(tmp_path.iterdir())
+    main([*base, "--out", str(out), "--match", str(match)])
+    written, expected = open_tubelets(out), open_tubelets(root / "tubelets-random_crops-0.zarr")
+    assert np.array_equal(written["labels"][...], expected["labels"][...])
+    assert np.array_equal(written["descriptors"][...], expected["descriptors"][...])
 
 
 def test_validation_table_reports_in_sample_and_cross_fitted_iou(pipeline):

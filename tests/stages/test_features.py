@@ -18,7 +18,7 @@ RUNTIME = Runtime("auto", None, 8, 1)
 def features(model: str, **overrides) -> FeatureSettings:
     """The schema's feature settings (runtime options apart) for ``model``."""
     values = {**defaults("features"), "model": model, **overrides}
-    runtime = ("batch_size", "device")
+    runtime = ("batch_size", "device", "threads")
     return FeatureSettings(**{k: v for k, v in values.items() if k not in runtime})
 
 

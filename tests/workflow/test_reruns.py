@@ -17,7 +17,7 @@ from videoconcepts.plan.sources import ROOT
 
 IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "curves": 1}
 CONCEPTS_ON = {"concepts": 4, "validation": 1, **IMPORTANCE, "report": 1, "all": 1}
-TUBELETS_ON = {"tubelets": 8, **CONCEPTS_ON}
+TUBELETS_ON = {"tubelets": 4, **CONCEPTS_ON}  # (2 methods) x (2 shards)
 FEATURES_ON = {"features": 2, **TUBELETS_ON}
 DECODE_ON = {"decode": 6, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
 CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
@@ -34,7 +34,7 @@ SETTING_CHANGES = {
     # the baseline feeds the demo's validation (and the report showing it) only
     "tubelets_random_crops": (
         {"tubelets": {"n_crops": 8}},
-        {"tubelets": 4, "concepts": 2, "validation": 1, **REPORT_ON},
+        {"tubelets": 2, "concepts": 2, "validation": 1, **REPORT_ON},
     ),
     # switching methods reuses the concepts the validation already computed
     "tubelets_method": (

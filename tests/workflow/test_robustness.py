@@ -214,43 +214,58 @@ def _edit_json(path: Path, edit: Callable[[dict], None]) -> None:
     path.write_text(json.dumps(meta))
 
 
-def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
-    finished_run, tmp_path
-):
-    """A deleted chunk, a garbled zarr.json and edited attributes, each in an upstream
-    store: the job reading it fails naming the file; nothing else changes."""
-    work = copy_run(finished_run, tmp_path / "run")
+def _fails_naming(work: Path, readers: list[Path], expected: list[str]) -> None:
+    """Rerunning the deleted ``readers`` of damaged stores fails with every ``expected``
+    message, writes nothing and loses nothing else."""
     results = work / "results"
-    slic = settings_hash(resolve_proposals(tiny_config(), "slic"))
-    decoded = next(results.glob("decode/*/vid0005.zarr"))
-    features = next(results.glob("features/*/shard-000.zarr"))
-    tubelets = next(results.glob(f"tubelets/*-{slic}/layer-03/shard-001.zarr"))
-    # their readers (no one downstream of another: each job runs, and fails)
-    heads = next(results.glob("heads/*/head_importance.tsv"))
-    readers = [
-        heads,
-        next(results.glob(f"tubelets/*-{slic}/layer-01/shard-000.zarr")),
-        next(results.glob(f"concepts/*-{slic}-*/layer-03.zarr")),
-    ]
-    chunk = decoded / "frames/c/3/0/0/0"
-    chunk.unlink()
-    (features / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gr')
-    _edit_json(tubelets / "zarr.json", lambda m: m["attributes"]["video_ids"].reverse())
     for reader in readers:
         shutil.rmtree(reader) if reader.is_dir() else reader.unlink()
-    heads.with_name("pruning_curve.tsv").unlink()
     before = file_states(results)
-
     targets = [str(p.relative_to(work)) for p in readers]
     result = run_snakemake(work, *targets, "--keep-going", check=False)
     assert result.returncode != 0
     shown = messages(result)  # the profile shows the failed jobs' logs
-    rel = lambda p: str(p.relative_to(work))  # noqa: E731
-    assert f"videoconcepts heads: error: {rel(chunk)}: chunk file missing" in shown
-    assert f"tubelets: error: {rel(features)}/zarr.json: not readable Zarr metadata" in shown
-    assert f"concepts: error: {rel(tubelets)}/zarr.json: attributes 'video_ids' differ" in shown
+    for message in expected:
+        assert message in shown
     assert file_states(results) == before  # nothing written, nothing else lost
     assert not any(p.exists() or _temps(p) for p in readers)
+
+
+def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
+    finished_run, tmp_path
+):
+    """A deleted chunk, a garbled zarr.json and edited attributes, each in an upstream
+    store: the job reading it fails naming the file; nothing else changes. Two copies of
+    the run: every concepts job reads every shard's tubelets, and a tubelets job writes
+    every layer of its shard, so no concepts job could run after a tubelets job failed."""
+    slic = settings_hash(resolve_proposals(tiny_config(), "slic"))
+    work = copy_run(finished_run, tmp_path / "frames_features")
+    results = work / "results"
+    decoded = next(results.glob("decode/*/vid0005.zarr"))
+    features = next(results.glob("features/*/shard-000.zarr"))
+    heads = next(results.glob("heads/*/head_importance.tsv"))
+    tubelets = sorted(results.glob(f"tubelets/*-{slic}/layer-*/shard-000.zarr"))
+    assert len(tubelets) == len(tiny_config()["features"]["layers"])
+    chunk = decoded / "frames/c/3/0/0/0"
+    chunk.unlink()
+    (features / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gr')
+    heads.with_name("pruning_curve.tsv").unlink()
+    rel = lambda p: str(p.relative_to(work))  # noqa: E731
+    expected = [
+        f"videoconcepts heads: error: {rel(chunk)}: chunk file missing",
+        f"tubelets: error: {rel(features)}/zarr.json: not readable Zarr metadata",
+    ]
+    _fails_naming(work, [heads, *tubelets], expected)
+
+    work = copy_run(finished_run, tmp_path / "tubelets")
+    results = work / "results"
+    tubelet_store = next(results.glob(f"tubelets/*-{slic}/layer-03/shard-001.zarr"))
+    _edit_json(tubelet_store / "zarr.json", lambda m: m["attributes"]["video_ids"].reverse())
+    message = (
+        f"concepts: error: {tubelet_store.relative_to(work)}/zarr.json: "
+        "attributes 'video_ids' differ"
+    )
+    _fails_naming(work, [next(results.glob(f"concepts/*-{slic}-*/layer-03.zarr"))], [message])
 
 
 # ---------------------------------------------------------------------------- determinism

@@ -38,7 +38,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "decode": 6,
         "features": 2,
         "skipped": 1,
-        "tubelets": 8,  # 2 shards x 2 layers x (slic, random_crops)
+        "tubelets": 4,  # 2 shards x (slic, random_crops), every layer in one job
         "concepts": 4,  # 2 layers x 2 methods
         "validation": 1,
         "units": 1,
@@ -49,7 +49,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "curves": 1,
         "heads": 1,
         "report": 1,
-        "total": 33,
+        "total": 29,
     }
 
 

@@ -13,6 +13,7 @@ from videoconcepts.plan.settings import (
     analysed_layers,
     resolve_targets,
     check_targets,
+    for_model,
     job_gpus,
     resolve_concepts,
     resolve_cris,
@@ -119,6 +120,9 @@ HEADS_SETTINGS = resolve_heads(config)
 # Heads are always ranked and pruned by removing them, whatever the concepts' mode.
 HEAD_MASKING_SETTINGS = resolve_head_masking(MASKING_SETTINGS)
 HEAD_MASKING_HASH = settings_hash(HEAD_MASKING_SETTINGS)
+# CPU threads of the model-running jobs (runtime options, never hashed).
+FEATURE_THREADS = for_model(config, "features", "threads")
+MASKING_THREADS = for_model(config, "masking", "threads")
 REPORT_SETTINGS = resolve_report(config)
 # A sample sheet with labels (the demo's own, or the user's file) gives the targets.
 if DEMO:
@@ -188,17 +192,23 @@ def tubelet_store(proposals: str, layer, shard) -> str:
     return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
 
 
-def matched_store(wildcards) -> list[str]:
-    """The SLIC tubelets of the same layer and shard whose counts matched crops take."""
+def matched_stores(wildcards) -> list[str]:
+    """The SLIC tubelets of the same layers and shard whose counts matched crops take."""
     matched_to = PROPOSALS[wildcards.proposals].get("matched_to")
     if matched_to is None:
         return []
-    return [tubelet_store(matched_to, wildcards.layer, wildcards.shard)]
+    return [
+        tubelet_store(matched_to, f"{layer:02d}", wildcards.shard) for layer in LAYERS
+    ]
 
 
 def match_arg(wildcards, input) -> str:
-    """``--match <store>`` for matched random crops, else nothing."""
-    return f"--match '{input.match[0]}'" if input.match else ""
+    """``--match <store>...`` (one per layer) for matched random crops, else nothing."""
+    return (
+        "--match " + " ".join(f"'{path}'" for path in input.match)
+        if input.match
+        else ""
+    )
 
 
 def concepts_tag(proposals: str | None = None) -> str:
@@ -347,7 +357,7 @@ def run_benchmarks() -> list[str]:
         f"decode/{DECODE_HASH}/*.tsv",
         f"skipped/{DECODE_HASH}.tsv",
         f"features/{FEATURES_TAG}/*.tsv",
-        *[f"tubelets/{FEATURES_TAG}-{p}/*/*.tsv" for p in PROPOSALS],
+        *[f"tubelets/{FEATURES_TAG}-{p}/*.tsv" for p in PROPOSALS],
         *[f"concepts/{concepts_tag(p)}/*.tsv" for p in PROPOSALS],
         f"units/{concepts_tag()}.tsv",
         f"targets/{targets_tag()}.tsv",

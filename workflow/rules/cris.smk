@@ -11,9 +11,11 @@ rule cris:
         log_path("cris", f"{cris_tag()}/shard-{{cris_shard}}"),
     benchmark:
         benchmark_path("cris", f"{cris_tag()}/shard-{{cris_shard}}")
+    # All shards before other ready jobs (occlusion, say): the gather waits for the last.
+    priority: 1
     conda:
         ENV
-    threads: 2
+    threads: MASKING_THREADS
     resources:
         **MASKING_RESOURCES,
         runtime=240,

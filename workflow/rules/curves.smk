@@ -21,6 +21,8 @@ rule curves:
         benchmark_path("curves", curves_tag())
     conda:
         ENV
+    # The last model job, after CRIS is gathered, and often alone: two threads whatever
+    # masking.threads says.
     threads: 2
     resources:
         **MASKING_RESOURCES,

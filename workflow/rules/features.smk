@@ -12,7 +12,7 @@ rule features:
         benchmark_path("features", f"{FEATURES_TAG}/shard-{{shard}}")
     conda:
         ENV
-    threads: 2
+    threads: FEATURE_THREADS
     # Runtime options that do not change results are resources, not params: changing
     # them reruns nothing, and cluster profiles can override them with set-resources.
     resources:

@@ -18,7 +18,7 @@ rule heads:
         benchmark_path("heads", heads_tag())
     conda:
         ENV
-    threads: 2
+    threads: MASKING_THREADS
     resources:
         **MASKING_RESOURCES,
         runtime=240,

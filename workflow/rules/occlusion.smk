@@ -13,7 +13,7 @@ rule occlusion:
         benchmark_path("occlusion", occlusion_tag())
     conda:
         ENV
-    threads: 2
+    threads: MASKING_THREADS
     resources:
         **MASKING_RESOURCES,
         runtime=120,

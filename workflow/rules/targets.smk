@@ -29,7 +29,7 @@ rule targets:
         benchmark_path("targets", targets_tag())
     conda:
         ENV
-    threads: 2
+    threads: MASKING_THREADS
     resources:
         **MASKING_RESOURCES,
         runtime=30,

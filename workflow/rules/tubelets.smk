@@ -1,19 +1,20 @@
 rule tubelets:
-    """Tubelet proposals (SLIC or random crops) for one layer of one feature shard."""
+    """Tubelet proposals (SLIC or random crops) for every analysed layer of one feature
+    shard: one store per layer, one job per shard (start-up paid once, shards parallel).
+    """
     input:
         features=f"{FEATURES_DIR}/shard-{{shard}}.zarr",
-        match=matched_store,
+        match=matched_stores,
         code=code("tubelets"),
     output:
-        directory(tubelet_store("{proposals}", "{layer}", "{shard}")),
+        [
+            directory(tubelet_store("{proposals}", f"{layer:02d}", "{shard}"))
+            for layer in LAYERS
+        ],
     log:
-        log_path(
-            "tubelets", f"{FEATURES_TAG}-{{proposals}}/layer-{{layer}}/shard-{{shard}}"
-        ),
+        log_path("tubelets", f"{FEATURES_TAG}-{{proposals}}/shard-{{shard}}"),
     benchmark:
-        benchmark_path(
-            "tubelets", f"{FEATURES_TAG}-{{proposals}}/layer-{{layer}}/shard-{{shard}}"
-        )
+        benchmark_path("tubelets", f"{FEATURES_TAG}-{{proposals}}/shard-{{shard}}")
     conda:
         ENV
     resources:
@@ -21,8 +22,8 @@ rule tubelets:
         runtime=60,
     params:
         settings=lambda wc: json.dumps(PROPOSALS[wc.proposals]),
-        layer=lambda wc: int(wc.layer),
+        layers=" ".join(str(layer) for layer in LAYERS),
         match=match_arg,
     shell:
-        "videoconcepts tubelets --features {input.features:q} --layer {params.layer} --out {output:q}"
+        "videoconcepts tubelets --features {input.features:q} --layers {params.layers} --out {output:q}"
         " --settings {params.settings:q} {params.match} > {log:q} 2>&1"

@@ -71,7 +71,7 @@ def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_features(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-    """Feature settings that shape the stored results (batch size and device do not).
+    """Feature settings that shape the stored results (batch size, device, threads do not).
 
     ``model`` is the resolved model section (:func:`resolve_model_section`).
     """
@@ -160,18 +160,32 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
     return {**{key: concepts[key] for key in keys}, "elbow_threshold": threshold}
 
 
-# CRIS masks per run: the paper's 4,000 for real models; the demo's 154 concepts reach
-# a stable ranking with fewer, and the regression estimator needs 2.6x fewer masks than
-# the difference of means for the same error (see docs/ARCHITECTURE.md).
-NUM_MASKS = {"demo": 192, "default": 4000}
-# Head-CRIS masks: about 7 per head for a ViT-B's 144 heads, 8 per head for the demo's 16.
-HEAD_MASKS = {"demo": 128, "default": 1024}
+# Defaults that depend on the model, taken where the config leaves the key null: the
+# paper's settings for real models, smaller ones for the tiny demo model, whose demo must
+# run in 2 minutes on 2 cores (docs/BENCHMARKS.md, "The demo's time").
+# - CRIS masks: the paper's 4,000. The demo's 128 keep its fidelity (CRIS areas 0.225 /
+#   0.888 against 0.219 / 0.883 at 192) at a less settled ranking (split-half Spearman
+#   0.37 against 0.46); see docs/ARCHITECTURE.md, "Choosing the defaults".
+# - Head-CRIS masks: about 7 per head for a ViT-B's 144 heads, 8 per head for the demo's 16.
+# - Curve steps: 10 for the demo (its areas moved by 0.01 at most against 20).
+# - Threads: one-thread model jobs ran the demo in 1 min 53 s, two-thread ones in 2 min
+#   17 s: they run beside the single-threaded tubelet and concept jobs.
+BY_MODEL: dict[tuple[str, str], dict[str, int]] = {
+    ("cris", "num_masks"): {"demo": 128, "default": 4000},
+    ("heads", "num_masks"): {"demo": 128, "default": 1024},
+    ("curves", "steps"): {"demo": 10, "default": 20},
+    ("features", "threads"): {"demo": 1, "default": 2},
+    ("masking", "threads"): {"demo": 1, "default": 2},
+}
 
 
-def masks_for(config: dict[str, Any], section: str, table: dict[str, int]) -> int:
-    """``section.num_masks``, or when null the model's entry of ``table``."""
-    given = config[section].get("num_masks")
-    return table.get(config["model"]["checkpoint"], table["default"]) if given is None else given
+def for_model(config: dict[str, Any], section: str, key: str) -> int:
+    """``section.key``, or when null the model's entry in ``BY_MODEL`` (by checkpoint)."""
+    given = config[section].get(key)
+    if given is not None:
+        return given
+    table = BY_MODEL[(section, key)]
+    return table.get(config["model"]["checkpoint"], table["default"])
 
 
 def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
@@ -243,7 +257,7 @@ def resolve_targets(masking: dict[str, Any]) -> dict[str, Any]:
 def resolve_cris(config: dict[str, Any]) -> dict[str, Any]:
     cris = config["cris"]
     return {
-        "num_masks": masks_for(config, "cris", NUM_MASKS),
+        "num_masks": for_model(config, "cris", "num_masks"),
         **{key: cris[key] for key in ("mask_ratio", "seed", "stop_when_stable", "estimator")},
     }
 
@@ -259,11 +273,11 @@ def resolve_validation(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:
-    return dict(config["curves"])
+    return {**config["curves"], "steps": for_model(config, "curves", "steps")}
 
 
 def resolve_heads(config: dict[str, Any]) -> dict[str, Any]:
-    return {**config["heads"], "num_masks": masks_for(config, "heads", HEAD_MASKS)}
+    return {**config["heads"], "num_masks": for_model(config, "heads", "num_masks")}
 
 
 def resolve_report(config: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -24,7 +24,6 @@ from videoconcepts.stores.decode import open_decoded, split_decoded
 from videoconcepts.stores.features import KIND, create_feature_arrays
 
 if TYPE_CHECKING:  # the model code loads only in the features job itself
-    from videoconcepts.devices import Precision
     from videoconcepts.models import HeadKind, ModelAdapter
 
 HELP = "capture features for a shard of videos"
@@ -42,8 +41,9 @@ class FeatureSettings:
     dtype: str
     videos_per_job: int
     # hashed, unlike the masking stages' precision: bf16 features move SLIC's segments and
-    # the concept counts (162 concepts on the demo instead of 154), beyond rounding noise
-    precision: Precision
+    # the concept counts (162 concepts on the demo instead of 154), beyond rounding noise;
+    # never "auto", which would name results by the machine that computed them
+    precision: Literal["float32", "bfloat16"]
 
 
 Settings = FeatureSettings

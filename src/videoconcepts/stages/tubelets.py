@@ -1,7 +1,9 @@
-"""tubelets: proposals for every (video, head) of one layer of a feature shard.
+"""tubelets: proposals for every (video, head) of each analysed layer of a feature shard.
 
-One job reads ``features[kind][:, layer]`` one video (one chunk) at a time, so its memory
-is bounded by a video's layer, not by the data set. Random crops with ``n_crops: matched``
+One store per (layer, shard); one job writes a shard's layers, one after the other, so
+a shard pays the start-up once and shards stay parallel jobs. It reads
+``features[kind][:, layer]`` one video (one chunk) at a time, so its memory is bounded
+by a video's layer, not by the data set. Random crops with ``n_crops: matched``
 also read the SLIC tubelet store of the same layer and shard, and take its tubelet count
 per (video, head), so the baseline's crops are as many, and as large, as SLIC's tubelets.
 """
@@ -24,7 +26,7 @@ from videoconcepts.stores.base import atomic_store, create_array, write_array
 from videoconcepts.stores.features import open_features
 from videoconcepts.stores.tubelets import KIND, TABLE_COLUMNS, open_tubelets
 
-HELP = "tubelet proposals for one layer of a shard"
+HELP = "tubelet proposals for the layers of a shard"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,14 +147,20 @@ def write_tubelet_store(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", required=True)
-    parser.add_argument("--layer", type=int, required=True, help="model layer (0-based)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--layers", type=int, nargs="+", required=True, help="model layers (0-based)"
+    )
+    parser.add_argument("--out", nargs="+", required=True, help="one store per layer")
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument(
-        "--match", help="SLIC tubelets of the same layer and shard (matched random crops)"
+        "--match", nargs="+", help="SLIC tubelets of the same layers and shard (matched crops)"
     )
 
 
 def run(args: argparse.Namespace) -> None:
-    count = write_tubelet_store(args.features, args.layer, args.out, args.settings, args.match)
-    print(f"{count} tubelets in {args.out}", file=sys.stderr)
+    matches = args.match or [None] * len(args.layers)
+    if not len(args.out) == len(matches) == len(args.layers):
+        sys.exit("videoconcepts tubelets: error: give one --out (and --match) per layer")
+    for layer, out, match in zip(args.layers, args.out, matches, strict=True):
+        count = write_tubelet_store(args.features, layer, out, args.settings, match)
+        print(f"{count} tubelets in {out}", file=sys.stderr)

@@ -21,16 +21,18 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import google_crc32c
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.abc.store import ByteRequest
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore
+
+if TYPE_CHECKING:  # pandas is for tables only: frame-store jobs start faster without it
+    import pandas as pd
 
 COMPLETE_ATTR = "videoconcepts_complete"
 FORMAT_ATTR = "videoconcepts_store"
