@@ -68,7 +68,10 @@ SETTING_CHANGES = {
     "report": ({"report": {"top_concepts": 5}}, {"report": 1, "all": 1}),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
-        {"features": {"batch_size": 3}, "masking": {"device": "cpu"}},
+        {
+            "features": {"batch_size": 3, "threads": 2},
+            "masking": {"device": "cpu", "threads": 2, "precision": "float32"},
+        },
         {},
     ),
     "decode_on_bad_video": ({"decode": {"on_bad_video": "skip"}}, {}),
