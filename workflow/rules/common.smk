@@ -192,14 +192,17 @@ def tubelet_store(proposals: str, layer, shard) -> str:
     return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
 
 
+def shard_tubelet_stores(proposals: str, shard) -> list[str]:
+    """The tubelet stores one tubelets job writes: every analysed layer of a shard."""
+    return [tubelet_store(proposals, f"{layer:02d}", shard) for layer in LAYERS]
+
+
 def matched_stores(wildcards) -> list[str]:
     """The SLIC tubelets of the same layers and shard whose counts matched crops take."""
     matched_to = PROPOSALS[wildcards.proposals].get("matched_to")
     if matched_to is None:
         return []
-    return [
-        tubelet_store(matched_to, f"{layer:02d}", wildcards.shard) for layer in LAYERS
-    ]
+    return shard_tubelet_stores(matched_to, wildcards.shard)
 
 
 def match_arg(wildcards, input) -> str:

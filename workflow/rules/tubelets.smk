@@ -7,10 +7,7 @@ rule tubelets:
         match=matched_stores,
         code=code("tubelets"),
     output:
-        [
-            directory(tubelet_store("{proposals}", f"{layer:02d}", "{shard}"))
-            for layer in LAYERS
-        ],
+        [directory(path) for path in shard_tubelet_stores("{proposals}", "{shard}")],
     log:
         log_path("tubelets", f"{FEATURES_TAG}-{{proposals}}/shard-{{shard}}"),
     benchmark:
