@@ -24,17 +24,24 @@ include: "workflow/rules/cris.smk"
 include: "workflow/rules/occlusion.smk"
 include: "workflow/rules/curves.smk"
 include: "workflow/rules/heads.smk"
+include: "workflow/rules/rosetta.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        skipped_table(),
-        feature_stores(),
-        concept_stores(),
-        validation_tables() if DEMO else [],
-        importance_outputs(),
+        [
+            [
+                skipped_table(m),
+                feature_stores(m),
+                concept_dirs(m),
+                validation_tables(m) if DEMO else [],
+                importance_outputs(m),
+            ]
+            for m in MODELS.values()
+        ],
+        list(rosetta_tables().values()) if ROSETTA else [],
         report_dir(),
 
 

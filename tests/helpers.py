@@ -67,12 +67,14 @@ def messages(result: subprocess.CompletedProcess) -> str:
 
 
 def tiny_config(**overrides) -> dict:
-    """The default config shrunk for tests (6 videos, 2 layers, few masks), then overrides:
-    ``section={key: value}`` updates a section, ``section=value`` replaces it."""
+    """The default config shrunk for tests (6 videos, 2 layers, few masks, the demo
+    VideoMAE alone), then overrides: ``section={key: value}`` updates a section,
+    ``section=value`` replaces it, and ``models`` replaces the models."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for section, spec in schema["properties"].items():  # the schema's defaults, in full
         config.setdefault(section, defaults(section) if "properties" in spec else spec["default"])
+    config["models"] = {"demo": {"checkpoint": "demo"}}
     config["demo"]["videos_per_event"] = 1
     config["features"]["videos_per_job"] = 4
     config["features"]["layers"] = [1, 3]
@@ -82,11 +84,20 @@ def tiny_config(**overrides) -> dict:
     config["curves"].update(steps=4, random_orders=1)
     config["heads"].update(num_masks=8, pruning_steps=4)
     for section, values in overrides.items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and section != "models":
             config[section].update(values)
         else:
             config[section] = values
     return config
+
+
+def model_view(config: dict) -> dict:
+    """The one model's view of a one-model config (``model`` its section, its stage
+    overrides applied), what ``plan.settings.resolve_*`` take."""
+    from videoconcepts.plan.settings import model_configs
+
+    (view,) = model_configs(config).values()
+    return view
 
 
 def write_config(workdir: Path, name: str = "config.yaml", **overrides) -> dict:

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from helpers import REPO, tiny_config
+from helpers import REPO, model_view, tiny_config
 
 from videoconcepts.cli import build_parser, load_stage, stage_names
 from videoconcepts.plan import settings as plan
@@ -31,7 +31,7 @@ def test_every_rule_is_a_stage_module_and_a_subcommand():
 
 def test_resolved_settings_read_back_into_each_stage_type():
     """What the workflow hashes and passes is exactly each stage's settings type."""
-    config = tiny_config()
+    config = model_view(tiny_config())
     model = plan.resolve_model_section(config)
     masking = plan.resolve_masking(config, model)
     resolved = {
@@ -45,6 +45,7 @@ def test_resolved_settings_read_back_into_each_stage_type():
         "cris_gather": plan.resolve_cris_gather(config),
         "curves": plan.resolve_curves(config),
         "heads": plan.resolve_heads(config),
+        "rosetta": plan.resolve_rosetta(config),
         "report": plan.resolve_report(config),
     }
     for stage, values in resolved.items():

@@ -137,8 +137,10 @@ def probe(adapter, kind: str, layer: int, frames: torch.Tensor, masks) -> torch.
     return seen["raw"]
 
 
-def test_zero_mode_zeroes_exactly_the_masked_tokens_and_heads(family_adapter):
+def test_zero_mode_zeroes_exactly_the_masked_tokens_and_heads(family_adapter, family_checkpoint):
     family, adapter = family_adapter
+    if family == "videomae_pretraining":  # scored under a tube mask: the hidden layout
+        adapter = adapter_for(family_checkpoint[1], reconstruction_mask_ratio=0.9)
     frames = clips(adapter, 1)
     g = torch.Generator().manual_seed(1)
     masks = torch.rand(1, 1, adapter.num_heads, adapter.grid.size, generator=g) < 0.5
@@ -146,7 +148,7 @@ def test_zero_mode_zeroes_exactly_the_masked_tokens_and_heads(family_adapter):
     plain = probe(adapter, "keys", 1, frames, None)
     if family == "videomae_pretraining":  # the encoder sees only the visible tokens
         keys = raw.unflatten(-1, (adapter.num_heads, -1))[0]
-        expected = masks[0, 0][:, adapter.visible].T
+        expected = masks[0, 0][:, ~adapter.hidden_sets[0]].T
     else:
         keys = adapter.patch_tokens(raw, "keys", 1).unflatten(-1, (adapter.num_heads, -1))[0]
         expected = masks[0, 0].T
@@ -218,18 +220,57 @@ def test_remove_mode_on_every_token_of_a_head_zeroes_its_output(family_checkpoin
 
 
 def test_pretraining_scores_each_clip_by_its_reconstruction_loss(tmp_path):
-    adapter = adapter_for(save_random("videomae_pretraining", tmp_path))
+    adapter = adapter_for(
+        save_random("videomae_pretraining", tmp_path), reconstruction_mask_ratio=0.9
+    )
     frames = clips(adapter, 2)
     scores = adapter.logits(frames)[:, 0]
     assert scores.shape == (2,) and (scores < 0).all() and scores[0] != scores[1]
     # each row equals Hugging Face's own loss for that clip alone
     pixels = adapter.preprocess(frames)
+    (hidden,) = adapter.hidden_sets
     with torch.inference_mode():
         for i in range(2):
-            hidden = adapter.hidden[None]
-            loss = adapter.model(pixel_values=pixels[i : i + 1], bool_masked_pos=hidden).loss
+            loss = adapter.model(pixel_values=pixels[i : i + 1], bool_masked_pos=hidden[None]).loss
             assert scores[i].item() == pytest.approx(-loss.item(), rel=1e-5)
-    assert adapter.hidden.float().mean() == pytest.approx(14 / 16)  # 0.9 of 16 columns
+    assert hidden.float().mean() == pytest.approx(14 / 16)  # 0.9 of 16 columns
+
+
+def test_pretraining_scores_with_nothing_hidden_or_averaged_over_masks(tmp_path):
+    """Ratio 0: every patch reconstructed from an encoder that sees every token, so
+    masking any token moves the score; several masks: the mean of each mask's score."""
+    path = save_random("videomae_pretraining", tmp_path)
+    frames = clips(adapter_for(path), 2)
+    full = perturbed(adapter_for(path))  # the default: nothing hidden
+    assert full.hidden_sets == [] and full.flop_count().head  # one forward, every token
+    plain = full.logits(frames)[:, 0]
+    assert plain.shape == (2,) and (plain < 0).all()
+    masks = torch.zeros(1, 1, full.num_heads, full.grid.size, dtype=bool)
+    masks[..., :3] = True  # three tokens, every head of layer 1: hidden ones if masked
+    with TokenMasker(full, [1], "remove") as masker:
+        masker.set(masks)
+        assert (full.logits(frames)[:, 0] - plain).abs().min() > 1e-6
+    three = perturbed(adapter_for(path, reconstruction_mask_ratio=0.9, reconstruction_masks=3))
+    assert len(three.hidden_sets) == 3 and not torch.equal(*three.hidden_sets[:2])
+    averaged = three.logits(frames)[:, 0]
+    singles = []
+    for hidden in list(three.hidden_sets):
+        three.hidden_sets = [hidden]
+        singles.append(three.logits(frames)[:, 0])
+    assert averaged == pytest.approx(torch.stack(singles).mean(0), rel=1e-5)
+    assert len({round(float(s[0]), 6) for s in singles}) == 3  # each mask its own score
+    with pytest.raises(
+        ValueError, match="reconstruction_masks is 2 but reconstruction_mask_ratio is 0"
+    ):
+        resolve_model(
+            {"checkpoint": str(path), "reconstruction_mask_ratio": 0, "reconstruction_masks": 2}
+        )
+    with pytest.raises(
+        ValueError, match="reconstruction_masks only applies to videomae_pretraining"
+    ):
+        resolve_model(
+            {"checkpoint": str(save_random("videomae", tmp_path / "v")), "reconstruction_masks": 2}
+        )
 
 
 def test_family_problems_are_clear_errors(tmp_path):
@@ -278,7 +319,7 @@ def family_workdir(family: str, root: Path) -> Path:
     write_config(
         workdir,
         samples=str(workdir / "samples.tsv"),
-        model={"checkpoint": str(checkpoint), "family": family},
+        models={"m": {"checkpoint": str(checkpoint), "family": family}},
         decode={"frame_stride": 2},
         features={"layers": [1], "videos_per_job": 3},
         tubelets={"n_segments": 4},
@@ -327,19 +368,21 @@ def test_example_configs_plan_a_full_run(example, tmp_path, video_dir):
     """Each example, with its hub checkpoint swapped for a tiny saved one of the same
     family and the samples for a local sheet, validates and plans every stage."""
     settings = yaml.safe_load(example.read_text())
-    family = settings["model"]["family"]
-    checkpoint = save_random(family, tmp_path / family)
-    labels = settings["model"].get("classes") or list(CLASSES)
+    labels = list(CLASSES)
+    for name, model in settings["models"].items():
+        model["checkpoint"] = str(save_random(model["family"], tmp_path / name))
+        labels = model.get("classes") or labels
     rows = [f"{video_dir / 'wide.mp4'}\tv{i}\t{label}" for i, label in enumerate(labels[:2])]
     (tmp_path / "samples.tsv").write_text("path\tid\tlabel\n" + "\n".join(rows) + "\n")
     settings["samples"] = str(tmp_path / "samples.tsv")
-    settings["model"]["checkpoint"] = str(checkpoint)
     settings.setdefault("features", {})["layers"] = [1]  # the tiny model has two
     if settings.get("masking", {}).get("target") not in (None, "auto", "label"):
         settings["masking"]["target"] = CLASSES[0]  # a class the tiny model has
     write_config(tmp_path, **settings)
     plan = planned(tmp_path)
     assert {"features", "tubelets", "concepts", "cris", "report"} <= plan.keys()
+    assert plan["features"] == len(settings["models"])  # one shard per model
+    assert plan.get("rosetta", 0) == (len(settings["models"]) > 1)
 
 
 def test_a_hub_checkpoint_that_is_not_downloaded_says_how_to_get_it(tmp_path, video_dir):
@@ -347,7 +390,7 @@ def test_a_hub_checkpoint_that_is_not_downloaded_says_how_to_get_it(tmp_path, vi
     write_config(
         tmp_path,
         samples=str(tmp_path / "samples.tsv"),
-        model={"checkpoint": "MCG-NJU/videomae-base-finetuned-ssv2"},
+        models={"m": {"checkpoint": "MCG-NJU/videomae-base-finetuned-ssv2"}},
     )
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0
@@ -368,7 +411,7 @@ def test_targets_and_metrics_the_model_cannot_score_stop_the_plan(
     write_config(
         tmp_path,
         samples=str(tmp_path / "samples.tsv"),
-        model={"checkpoint": str(tiny_checkpoint)},
+        models={"m": {"checkpoint": str(tiny_checkpoint)}},
         masking=masking,
     )
     result = run_snakemake(tmp_path, "-n", check=False)
@@ -387,7 +430,7 @@ def test_flops_follow_each_familys_attention_pattern(tmp_path):
         "vivit": (33, 33**2),  # CLS + 32 tubelets
         "timesformer": (64 + 4, 4 * 17**2),  # spatial: 4 frames of CLS + 16 patches
         "xclip": (4 * 18, 4 * 18**2),  # per frame: CLS, 16 patches, message token
-        "videomae_pretraining": (4, 4**2),  # 2 of 16 columns visible, in 2 tubelet frames
+        "videomae_pretraining": (32, 32**2),  # scored with nothing hidden (the default)
     }
     for family, (n, pairs) in expected.items():
         adapter = adapter_for(save_random(family, tmp_path / family))
@@ -415,10 +458,16 @@ def test_flop_count_is_the_counters_and_pruning_saves_the_attention_share(family
         adapter.logits(clips(adapter, 1))
     flops = adapter.flop_count()
     assert flops.total == counter.get_total_flops()
-    counts = counter.get_flop_counts()
-    layers = f"{type(adapter.model).__name__}.{adapter.layers_path}"
+    # keyed by the outermost module called and the path below it (the model's, or its
+    # encoder's where self-supervised VideoMAE calls its parts)
+    counts = {k.partition(".")[2]: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+
+    def block(path: str) -> int:
+        (found,) = [n for k, n in counts.items() if k and (path == k or path.endswith("." + k))]
+        return found
+
     attention = sum(
-        sum(counts[f"{layers}.{layer}.{ATTENTION_BLOCKS[family]}"].values())
+        block(f"{adapter.layers_path}.{layer}.{ATTENTION_BLOCKS[family]}")
         for layer in range(adapter.num_layers)
     )
     assert 0 < attention < flops.total

@@ -1,10 +1,12 @@
+import json
+
 import pytest
 import torch
 
 from videoconcepts import devices
 from videoconcepts.demo.synthetic import EVENTS
 from videoconcepts.models import load_adapter
-from videoconcepts.plan.checkpoints import DEMO, MissingCheckpointError
+from videoconcepts.plan.checkpoints import DEMO_CHECKPOINTS, MissingCheckpointError
 from videoconcepts.plan.families import model_facts
 
 
@@ -66,15 +68,27 @@ def test_wrong_clip_shape_and_layer_are_rejected(adapter):
         adapter.capture(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8), layers=[2])
 
 
-def test_demo_checkpoint_is_shipped_and_small():
-    from videoconcepts.plan.checkpoints import DEMO_DIR
-
-    weights = DEMO_DIR / "model.safetensors"
-    assert weights.stat().st_size <= 10 * 2**20
-    facts = model_facts(DEMO)
-    assert (facts["family"], facts["num_frames"], facts["size"]) == ("videomae", 16, 64)
-    # the shipped head's classes are the generator's events, in order
-    assert load_adapter(DEMO, device="cpu").class_names == list(EVENTS)
+def test_demo_checkpoints_are_shipped_small_and_trained():
+    """The three demo models: at most 10 MB together, the clips the demo decodes, the
+    classifiers' classes the generator's events and >= 90% right on held-out videos, the
+    self-supervised one reconstructing better than a decoder that ignores the context."""
+    files = [p for d in DEMO_CHECKPOINTS.values() for p in d.iterdir()]
+    assert sum(p.stat().st_size for p in files) <= 10 * 2**20
+    expected = {
+        "demo": ("videomae", 16, 64),
+        "demo-timesformer": ("timesformer", 8, 64),
+        "demo-videomae-ssl": ("videomae_pretraining", 16, 64),
+    }
+    for name, facts in expected.items():
+        found = model_facts(name)
+        assert (found["family"], found["num_frames"], found["size"]) == facts
+        training = json.loads((DEMO_CHECKPOINTS[name] / "training.json").read_text())
+        if facts[0] == "videomae_pretraining":
+            assert training["val_loss"] < 0.95 * training["val_loss_visible_mean"]
+            assert training["history"][-1]["loss"] < training["history"][1]["loss"]
+        else:
+            assert training["val_accuracy"] >= 0.9
+            assert load_adapter(name, device="cpu").class_names == list(EVENTS)
 
 
 def test_missing_checkpoint_is_reported(tmp_path):

@@ -103,7 +103,8 @@ def test_elbow_threshold_is_kept_only_with_the_elbow_rule():
 def test_concept_settings_hash_every_solver_setting_and_refuse_a_small_subsample():
     concepts = defaults("concepts")
     resolved = resolve_concepts({"concepts": concepts})
-    assert set(resolved) == set(concepts) - {"device"}  # the device changes no result
+    # the device and the jobs' layout change no result
+    assert set(resolved) == set(concepts) - {"device", "layers_per_job"}
     with pytest.raises(ValueError, match="fit_max_rows"):
         resolve_concepts({"concepts": {**concepts, "fit_max_rows": 13, "max_concepts": 14}})
     assert (
@@ -179,7 +180,7 @@ def test_null_model_dependent_settings_come_from_the_model_and_given_ones_win():
         ("curves", "steps"),
         ("masking", "threads"),
     ]
-    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (128, 128, 10, 1)
+    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (128, 64, 10, 1)
     config["model"]["checkpoint"] = "MCG-NJU/videomae-base-finetuned-kinetics"
     assert resolved() == tuple(BY_MODEL[key]["default"] for key in keys) == (4000, 1024, 20, 2)
     config["cris"]["num_masks"], config["heads"]["num_masks"] = 64, 32

@@ -10,7 +10,8 @@ from helpers import defaults
 from videoconcepts.report.cris import highlight
 from videoconcepts.report.page import Inputs, Markup, ReportSettings, table, write_report
 from videoconcepts.report.run import stage_times
-from videoconcepts.stages.report import SECTIONS
+from videoconcepts.stages.report import OVERVIEW, PER_MODEL
+from videoconcepts.stores.base import IncompleteStoreError
 
 
 def test_highlight_keeps_the_support_dims_the_rest_and_outlines_it():
@@ -55,12 +56,27 @@ def test_tables_escape_text_but_keep_our_markup():
     assert '<img src="a.webp">' in html
 
 
+def test_inputs_are_split_by_model_in_order():
+    inputs = Inputs({"b:units": ["u"], "rosetta_concepts": ["r"], "a:units": ["v", "w"]})
+    assert inputs.models == ["b", "a"]
+    assert inputs.of_model("a").many("units") == ["v", "w"]
+    assert "units" not in inputs.of_model("c") and "rosetta_concepts" in inputs
+
+
 def test_a_failed_report_leaves_no_folder_that_looks_finished(tmp_path):
     missing = str(tmp_path / "missing.tsv")
     names = ("units", "cris", "stability", "occlusion", "curves", "fidelity", "checks")
-    inputs = Inputs({name: [missing] for name in (*names, "heads", "pruning", "skipped")})
+    names = (*names, "heads", "pruning", "skipped")
+    inputs = Inputs({f"demo:{name}": [missing] for name in names})
     out = tmp_path / "run" / "report"
     out.parent.mkdir()
-    with pytest.raises(FileNotFoundError, match="missing.tsv"):
-        write_report(out, SECTIONS, inputs, ReportSettings(**defaults("report")), {})
+    with pytest.raises((FileNotFoundError, IncompleteStoreError), match="missing.tsv"):
+        write_report(
+            out,
+            OVERVIEW,
+            PER_MODEL,
+            inputs,
+            ReportSettings(**defaults("report")),
+            {"models": {"demo": {}}},
+        )
     assert not out.exists()

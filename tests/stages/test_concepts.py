@@ -34,7 +34,8 @@ from videoconcepts.stores.concepts import ConceptSupport, open_concepts
 from videoconcepts.stores.decode import open_decoded
 from videoconcepts.stores.tubelets import open_tubelets, tubelet_table
 
-CONCEPTS = {k: v for k, v in defaults("concepts").items() if k != "device"}
+# the runtime options (device, job layout) are not concept settings
+CONCEPTS = {k: v for k, v in defaults("concepts").items() if k not in ("device", "layers_per_job")}
 
 GRID = (8, 8, 8)
 CLIP = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index")

@@ -21,6 +21,7 @@ from helpers import (
     copy_run,
     file_states,
     messages,
+    model_view,
     planned,
     run_snakemake,
     snakemake_command,
@@ -195,7 +196,7 @@ def test_unwritable_output_folder_fails_naming_the_store_and_loses_nothing(
 ):
     work = copy_run(finished_run, tmp_path / "run")
     config = write_config(work, decode={"clip_start": "start"})  # a new decode folder
-    decode = settings_hash(resolve_decode(config))
+    decode = settings_hash(resolve_decode(model_view(config)))
     folder = work / "results/decode" / decode
     mount_tmpfs(folder, options)
     before = file_states(work / "results")
@@ -238,14 +239,14 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
     store: the job reading it fails naming the file; nothing else changes. Two copies of
     the run: every concepts job reads every shard's tubelets, and a tubelets job writes
     every layer of its shard, so no concepts job could run after a tubelets job failed."""
-    slic = settings_hash(resolve_proposals(tiny_config(), "slic"))
+    slic = settings_hash(resolve_proposals(model_view(tiny_config()), "slic"))
     work = copy_run(finished_run, tmp_path / "frames_features")
     results = work / "results"
     decoded = next(results.glob("decode/*/vid0005.zarr"))
     features = next(results.glob("features/*/shard-000.zarr"))
     heads = next(results.glob("heads/*/head_importance.tsv"))
-    tubelets = sorted(results.glob(f"tubelets/*-{slic}/layer-*/shard-000.zarr"))
-    assert len(tubelets) == len(tiny_config()["features"]["layers"])
+    tubelets = next(results.glob(f"tubelets/*-{slic}/shard-000"))  # a store per layer
+    assert len(list(tubelets.glob("layer-*.zarr"))) == len(tiny_config()["features"]["layers"])
     chunk = decoded / "frames/c/3/0/0/0"
     chunk.unlink()
     (features / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gr')
@@ -255,17 +256,17 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
         f"videoconcepts heads: error: {rel(chunk)}: chunk file missing",
         f"tubelets: error: {rel(features)}/zarr.json: not readable Zarr metadata",
     ]
-    _fails_naming(work, [heads, *tubelets], expected)
+    _fails_naming(work, [heads, tubelets], expected)
 
     work = copy_run(finished_run, tmp_path / "tubelets")
     results = work / "results"
-    tubelet_store = next(results.glob(f"tubelets/*-{slic}/layer-03/shard-001.zarr"))
+    tubelet_store = next(results.glob(f"tubelets/*-{slic}/shard-001/layer-03.zarr"))
     _edit_json(tubelet_store / "zarr.json", lambda m: m["attributes"]["video_ids"].reverse())
     message = (
         f"concepts: error: {tubelet_store.relative_to(work)}/zarr.json: "
         "attributes 'video_ids' differ"
     )
-    _fails_naming(work, [next(results.glob(f"concepts/*-{slic}-*/layer-03.zarr"))], [message])
+    _fails_naming(work, [next(results.glob(f"concepts/*-{slic}-*/layers-01-03"))], [message])
 
 
 # ---------------------------------------------------------------------------- determinism
@@ -276,7 +277,8 @@ def _gathered(workdir: Path, layout: str) -> tuple[Path, Path, list[Path]]:
     CRIS shards it gathered (their folders carry the same tags)."""
     table = next(workdir.glob(f"results/cris_gather/*/{layout}-*/concept_importance.tsv"))
     tag = table.parent.relative_to(workdir / "results" / "cris_gather").parts[0]
-    units = workdir / "results" / "units" / "-".join(tag.split("-")[:4]) / "units.zarr"
+    # the units' tag: the model's name and D, F, P, C
+    units = workdir / "results" / "units" / "-".join(tag.split("-")[:5]) / "units.zarr"
     shards = sorted((workdir / "results" / "cris" / tag / layout).glob("shard-*.zarr"))
     return table, units, shards
 

@@ -5,6 +5,7 @@ Reruns after changed settings or edited modules: test_reruns.py.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from helpers import (
     write_config,
 )
 
+from videoconcepts.plan.sources import ROOT
 from videoconcepts.stores.base import open_store
 from videoconcepts.stores.decode import decode_status
 from videoconcepts.stores.features import open_features
@@ -39,7 +41,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "features": 2,
         "skipped": 1,
         "tubelets": 4,  # 2 shards x (slic, random_crops), every layer in one job
-        "concepts": 4,  # 2 layers x 2 methods
+        "concepts": 2,  # 2 methods, the demo model's layers in one job
         "validation": 1,
         "units": 1,
         "targets": 1,
@@ -49,7 +51,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "curves": 1,
         "heads": 1,
         "report": 1,
-        "total": 29,
+        "total": 27,
     }
 
 
@@ -123,7 +125,7 @@ def test_run_produces_importance_curves_and_head_pruning(finished_run):
     shard = open_store(next((results / "cris").rglob("shard-000.zarr")), "cris_shard").attrs
     assert shard["precision"] in {"float32", "bfloat16"}
     assert all(f"precision {shard['precision']} (CPU" in log.read_text() for log in logs)
-    page = next(results.glob("report/run-*/index.html")).read_text()
+    page = next(results.glob("report/run-*/models/demo/index.html")).read_text()
     assert f"<td>masking: device, precision</td><td>cpu, {shard['precision']}</td>" in page
 
 
@@ -182,7 +184,7 @@ def test_bad_config_is_rejected_before_any_job(tmp_path):
     write_config(tmp_path, decode={"frames": 8})
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0 and "'frames' was unexpected" in messages(result)
-    write_config(tmp_path, model={"checkpoint": str(tmp_path / "no-model")})
+    write_config(tmp_path, models={"m": {"checkpoint": str(tmp_path / "no-model")}})
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0 and "no-model" in messages(result)
     assert not (tmp_path / "results").exists()
@@ -284,12 +286,18 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
             page.on("pageerror", lambda err: problems.append(str(err)))
             page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
             page.on("request", lambda r: requests.append(r.url))
-            page.goto(index.as_uri(), wait_until="load")
-            images = page.evaluate(
-                "() => Array.from(document.images).map(i => "
-                "[i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
-            )
-            page.screenshot(path=tmp_path / "report.png", full_page=True)
+            images = {}
+            for url in (index, index.parent / "models" / "demo" / "index.html"):
+                page.goto(url.as_uri(), wait_until="load")
+                images[url.parent.name] = page.evaluate(
+                    "() => Array.from(document.images).map(i => "
+                    "[i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
+                )
+                links = page.evaluate(
+                    "() => Array.from(document.querySelectorAll('nav a')).map(a => a.href)"
+                )
+                page.screenshot(path=tmp_path / f"report-{url.parent.name}.png", full_page=True)
+                assert links and all(Path(link.removeprefix("file://")).is_file() for link in links)
             page.select_option("#layer", "3")
             rows = page.evaluate(
                 "() => Array.from(document.querySelectorAll('#concepts tbody tr'))"
@@ -300,14 +308,16 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
             browser.close()
     assert problems == []
     assert all(url.startswith("file://") for url in requests), "the report must not use the network"
-    sources = [src for src, *_ in images]
+    assert [src for src, *_ in images[index.parent.name]] == ["figures/models.png"]
+    sources = [src for src, *_ in images["demo"]]
     assert sum(s.startswith("clips/") for s in sources) >= 5
     assert {"figures/attribution_curves.png", "figures/pruning_curve.png"} <= set(sources)
     assert {"figures/head_importance.png", "figures/layer_importance.png"} <= set(sources)
-    broken = [(src, ok, w, h) for src, ok, w, h in images if not (ok and w > 0 and h > 0)]
+    every = [image for shown in images.values() for image in shown]
+    broken = [(src, ok, w, h) for src, ok, w, h in every if not (ok and w > 0 and h > 0)]
     assert broken == []
     assert rows and set(rows) == {"3"}  # the layer filter works
-    assert (tmp_path / "report.png").stat().st_size > 0
+    assert (tmp_path / "report-demo.png").stat().st_size > 0
 
 
 def test_snakemake_report_includes_the_outputs(finished_run, tmp_path):
@@ -331,3 +341,50 @@ def test_workflow_passes_lint_and_format_checks(tmp_path):
     files = [str(REPO / "Snakefile"), str(REPO / "workflow")]
     result = subprocess.run([snakefmt, "--check", *files], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_second_model_runs_only_its_own_stages_and_rosetta_matches_it_to_its_copy(
+    finished_run, tmp_path
+):
+    """Adding a copy of the model (same checkpoint and settings, another name) plans only
+    the copy's stages, Rosetta and the report (decode stores are shared), and Rosetta
+    finds every important concept of the model in its copy with R-score 1. Removing the
+    copy again plans only the report, which is the first run's, back."""
+    run = copy_run(finished_run, tmp_path / "run")
+    both = {"demo": {"checkpoint": "demo"}, "copy": {"checkpoint": "demo"}}
+    write_config(run, models=both)
+    plan = dry_run(run)
+    assert plan.jobs["features"] == 2 and plan.jobs["rosetta"] == 1 and plan.jobs["report"] == 1
+    assert "decode" not in plan.jobs and "demo_data" not in plan.jobs
+    model_outputs = [
+        p
+        for job in plan.job_list
+        if job.rule not in ("rosetta", "report", "all")
+        for p in job.outputs
+    ]
+    assert model_outputs and all("/copy-" in p for p in model_outputs)
+    run_snakemake(run)
+    tuples = pd.read_csv(next(run.glob("results/rosetta/*/rosetta_concepts.tsv")), sep="\t")
+    cris = pd.read_csv(
+        next(run.glob("results/cris_gather/demo-*/*/concept_importance.tsv")), sep="\t"
+    )
+    candidates = -(-len(cris) * 15 // 100)  # epsilon 0.15, rounded up
+    same = tuples[tuples["demo_unit"] == tuples["copy_unit"]]
+    assert len(same) == candidates and (same["r_score"] == 1).all()
+    assert (same["null_mean"] < 1).all()  # shuffled videos no longer match
+    summary = pd.read_csv(next(run.glob("results/rosetta/*/rosetta_summary.tsv")), sep="\t")
+    assert summary["tuples"].iloc[0] >= candidates
+    report = next(run.glob("results/report/run-*/index.html"))
+    assert (report.parent / "models" / "copy" / "index.html").is_file()
+    assert "Rosetta concepts" in report.read_text()
+    # an edit to the Rosetta method reruns Rosetta and the report, nothing else
+    path = ROOT / "methods" / "rosetta.py"
+    source, before = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(source + b"\n# edited by test_workflow.py, restored right after\n")
+        assert planned(run) == {"rosetta": 1, "report": 1, "all": 1, "total": 3}
+    finally:
+        path.write_bytes(source)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    write_config(run, models={"demo": {"checkpoint": "demo"}})
+    assert planned(run) == {}  # the first run's report is still there

@@ -1,7 +1,9 @@
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
@@ -15,6 +17,7 @@ from videoconcepts.plan.settings import (
     check_targets,
     for_model,
     job_gpus,
+    model_configs,
     resolve_concepts,
     resolve_cris,
     resolve_cris_gather,
@@ -24,6 +27,7 @@ from videoconcepts.plan.settings import (
     resolve_heads,
     resolve_masking,
     resolve_report,
+    resolve_rosetta,
     resolve_proposals,
     resolve_decode,
     resolve_features,
@@ -45,7 +49,14 @@ envvars:
 # the interpreter running Snakemake is used, so an un-activated venv works too.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
-validate(config, "../schemas/config.schema.yaml", set_default=True)
+SCHEMA = "../schemas/config.schema.yaml"
+if "model" in config:
+    raise WorkflowError(
+        "config: the `model:` section is now `models:`, a mapping from a short name to "
+        "a model section (one entry for one model), e.g.\n  models:\n    mymodel:\n"
+        "      checkpoint: MCG-NJU/videomae-base-finetuned-kinetics"
+    )
+validate(config, SCHEMA, set_default=True)
 
 RESULTS = config["results"]
 ENV = "../../envs/videoconcepts.yaml"
@@ -62,7 +73,11 @@ def _load_samples() -> pd.DataFrame:
     # video_input) writes a skip record for it, like for any other unusable video.
     try:
         return load_samples(
-            config["samples"], check_files=config["decode"]["on_bad_video"] == "fail"
+            config["samples"],
+            check_files=all(
+                view["decode"]["on_bad_video"] == "fail"
+                for view in model_configs(config).values()
+            ),
         )
     except SampleSheetError as err:
         raise WorkflowError(f"bad sample source: {err}") from None
@@ -72,71 +87,161 @@ SAMPLES = _load_samples()
 for _, row in SAMPLES.iterrows():
     validate(row.to_dict(), "../schemas/samples.schema.yaml")
 SAMPLES = SAMPLES.set_index("id", drop=False)
-
-# The model is resolved against its checkpoint before any job runs: a missing
-# checkpoint, a family mismatch or an input size it cannot take stops here.
-try:
-    CHECKPOINT_FILES = checkpoint_files(config["model"]["checkpoint"])
-    MODEL = resolve_model_section(config, list(SAMPLES["label"].fillna("").astype(str)))
-    DECODE_SETTINGS = resolve_decode(config)
-    MASKING_SETTINGS = resolve_masking(config, MODEL)
-    CONCEPT_SETTINGS = resolve_concepts(config)
-    check_targets(MASKING_SETTINGS, [] if DEMO else list(SAMPLES["label"].fillna("")))
-except MissingCheckpointError as err:
-    raise WorkflowError(f"model.checkpoint: {err}") from None
-except ValueError as err:
-    raise WorkflowError(str(err)) from None
-
-FEATURE_SETTINGS = resolve_features(config, MODEL)
-if config["tubelets"]["head_kind"] not in config["features"]["heads"]:
-    raise WorkflowError(
-        f"tubelets.head_kind={config['tubelets']['head_kind']!r} is not captured: add it to "
-        f"features.heads (now {config['features']['heads']})"
-    )
-DECODE_HASH = settings_hash(DECODE_SETTINGS)
-DECODE_DIR = f"{RESULTS}/decode/{DECODE_HASH}"
-FEATURES_TAG = f"{DECODE_HASH}-{settings_hash(FEATURE_SETTINGS)}"
-FEATURES_DIR = f"{RESULTS}/features/{FEATURES_TAG}"
-SHARDS = shards(list(SAMPLES.index), config["features"]["videos_per_job"])
-LAYERS = analysed_layers(config)
-
-# Tubelet settings of both methods: the configured one, and the other for the demo's
-# concept validation (SLIC vs. the random-crop baseline). PROPOSALS maps hash -> settings.
-PROPOSALS_BY_METHOD = {
-    m: resolve_proposals(config, m) for m in ("slic", "random_crops")
-}
-PROPOSALS = {settings_hash(p): p for p in PROPOSALS_BY_METHOD.values()}
-CONCEPTS_HASH = settings_hash(CONCEPT_SETTINGS)
-VALIDATION_SETTINGS = resolve_validation(config)
-
-# Importance: masking (shared), targets, CRIS, curves and heads each name their own folder.
-MASKING_HASH = settings_hash(MASKING_SETTINGS)
-TARGET_SETTINGS = resolve_targets(MASKING_SETTINGS)
-CRIS_SETTINGS = resolve_cris(config)
-CRIS_HASH = settings_hash(CRIS_SETTINGS)
-GATHER_SETTINGS = resolve_cris_gather(config)
-CURVES_SETTINGS = resolve_curves(config)
-HEADS_SETTINGS = resolve_heads(config)
-# Heads are always ranked and pruned by removing them, whatever the concepts' mode.
-HEAD_MASKING_SETTINGS = resolve_head_masking(MASKING_SETTINGS)
-HEAD_MASKING_HASH = settings_hash(HEAD_MASKING_SETTINGS)
-# CPU threads of the model-running jobs (runtime options, never hashed).
-FEATURE_THREADS = for_model(config, "features", "threads")
-MASKING_THREADS = for_model(config, "masking", "threads")
-REPORT_SETTINGS = resolve_report(config)
+LABELS_OF_SAMPLES = list(SAMPLES["label"].fillna("").astype(str))
 # A sample sheet with labels (the demo's own, or the user's file) gives the targets.
 if DEMO:
     LABELS = [f"{DEMO_DIR}/samples.tsv"]
 else:
     LABELS = [config["samples"]] if Path(config["samples"]).is_file() else []
+REPORT_SETTINGS = resolve_report(config)
+
+
+def plan_model(name: str, view: dict) -> SimpleNamespace:
+    """One model's resolved settings and output folder names (tags).
+
+    Every stage writes below results/<stage>/<tag>/, its tag the model's name and the
+    hashes of its own settings and of everything upstream; decode stores carry no name,
+    so models that sample clips identically share them.
+    """
+    m = SimpleNamespace(name=name, config=view)
+    # The model is resolved against its checkpoint before any job runs: a missing
+    # checkpoint, a family mismatch or an input size it cannot take stops here.
+    m.checkpoint_files = checkpoint_files(view["model"]["checkpoint"])
+    m.model = resolve_model_section(view, LABELS_OF_SAMPLES)
+    m.decode = resolve_decode(view)
+    m.masking = resolve_masking(view, m.model)
+    m.concepts = resolve_concepts(view)
+    check_targets(m.masking, [] if DEMO else LABELS_OF_SAMPLES)
+    m.features = resolve_features(view, m.model)
+    if view["tubelets"]["head_kind"] not in view["features"]["heads"]:
+        raise ValueError(
+            f"tubelets.head_kind={view['tubelets']['head_kind']!r} is not captured: add "
+            f"it to features.heads (now {view['features']['heads']})"
+        )
+    m.decode_hash = settings_hash(m.decode)
+    m.features_tag = f"{name}-{m.decode_hash}-{settings_hash(m.features)}"
+    m.shards = shards(list(SAMPLES.index), m.features["videos_per_job"])
+    m.layers = analysed_layers(view)
+    # Concepts jobs each fit a group of consecutive layers (a runtime layout: the stores
+    # are per layer either way); the group names the job's folder.
+    per_job = for_model(view, "concepts", "layers_per_job")
+    m.concept_groups = {}
+    for start in range(0, len(m.layers), per_job):
+        group = m.layers[start : start + per_job]
+        last = f"-{group[-1]:02d}" if len(group) > 1 else ""
+        m.concept_groups[f"layers-{group[0]:02d}{last}"] = group
+    # Tubelets of both methods: the configured one, and the other for the demo's concept
+    # validation (SLIC vs. the random-crop baseline).
+    m.proposals = {
+        method: resolve_proposals(view, method) for method in ("slic", "random_crops")
+    }
+    m.method = view["tubelets"]["method"]
+    concepts_hash = settings_hash(m.concepts)
+    m.tubelets_tags = {
+        method: f"{m.features_tag}-{settings_hash(p)}"
+        for method, p in m.proposals.items()
+    }
+    m.concepts_tags = {
+        method: f"{tag}-{concepts_hash}" for method, tag in m.tubelets_tags.items()
+    }
+    m.concepts_tag = m.concepts_tags[m.method]
+    m.validation = resolve_validation(view)
+    hashes = "-".join(settings_hash(m.proposals[k]) for k in ("slic", "random_crops"))
+    m.validation_tag = (
+        f"{m.features_tag}-{hashes}-{concepts_hash}-{settings_hash(m.validation)}"
+    )
+    # Importance: masking (shared), targets, CRIS, curves and heads each name their own folder.
+    masking_hash = settings_hash(m.masking)
+    m.targets = resolve_targets(m.masking)
+    m.targets_tag = f"{name}-{m.decode_hash}-{settings_hash(m.targets)}"
+    m.cris = resolve_cris(view)
+    m.gather = resolve_cris_gather(view)
+    m.curves = resolve_curves(view)
+    m.heads = resolve_heads(view)
+    # Heads are always ranked and pruned by removing them, whatever the concepts' mode.
+    m.head_masking = resolve_head_masking(m.masking)
+    m.cris_shards = view["cris"]["shards"]
+    # CRIS shard contents depend on the shard count and the masks per batch, so both name
+    # the folder. The gathered tables do not, but named so too, switching the layout back
+    # finds them instead of rerunning the gather, the curves and the report.
+    layout = f"shards-{m.cris_shards}x{view['masking']['masks_per_batch']}"
+    m.cris_tag = f"{m.concepts_tag}-{masking_hash}-{settings_hash(m.cris)}/{layout}"
+    # The gather's own settings (the video bootstrap) name its folder only: a new
+    # bootstrap count writes new tables and reruns no shard.
+    m.gather_tag = f"{m.cris_tag}-{settings_hash(m.gather)}"
+    m.occlusion_tag = f"{m.concepts_tag}-{masking_hash}"
+    m.curves_tag = f"{m.gather_tag}-{settings_hash(m.curves)}"
+    m.heads_tag = f"{name}-{m.decode_hash}-{settings_hash(m.head_masking)}-{settings_hash(m.heads)}"
+    # CPU threads of the model-running jobs (runtime options, never hashed).
+    m.feature_threads = for_model(view, "features", "threads")
+    m.masking_threads = for_model(view, "masking", "threads")
+    return m
+
+
+MODEL_CONFIGS = model_configs(config)
+MODELS = {}
+for _name, _view in MODEL_CONFIGS.items():
+    try:
+        validate(
+            {
+                **{k: v for k, v in _view.items() if k != "model"},
+                "models": config["models"],
+            },
+            SCHEMA,
+        )
+        MODELS[_name] = plan_model(_name, _view)
+    except MissingCheckpointError as err:
+        raise WorkflowError(f"models.{_name}.checkpoint: {err}") from None
+    except (ValueError, WorkflowError) as err:
+        raise WorkflowError(f"models.{_name}: {err}") from None
+
+
+def tag_index(attribute: str) -> dict:
+    """Tag -> (model, method) over every model, for a stage whose tag is per method (a
+    dict attribute), else tag -> (model, None)."""
+    index = {}
+    for m in MODELS.values():
+        value = getattr(m, attribute)
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for method, tag in items:
+            index[tag] = (m, method)
+    return index
+
+
+# Each rule's folder is one wildcard, the stage's tag, constrained to this run's tags;
+# a job finds its model (and tubelet method) by it.
+TAGS = {
+    "decode": {m.decode_hash: (m, None) for m in reversed(MODELS.values())},
+    "features": tag_index("features_tag"),
+    "tubelets": tag_index("tubelets_tags"),
+    "concepts": tag_index("concepts_tags"),
+    "validation": tag_index("validation_tag"),
+    "units": tag_index("concepts_tag"),
+    "targets": tag_index("targets_tag"),
+    "cris": tag_index("cris_tag"),
+    "cris_gather": tag_index("gather_tag"),
+    "occlusion": tag_index("occlusion_tag"),
+    "curves": tag_index("curves_tag"),
+    "heads": tag_index("heads_tag"),
+}
+
+
+def model_of(stage: str):
+    """The model plan of a job of ``stage``, by its tag wildcard."""
+    return lambda wildcards: TAGS[stage][getattr(wildcards, stage)][0]
+
+
+def method_of(stage: str, wildcards) -> str:
+    return TAGS[stage][getattr(wildcards, stage)][1]
 
 
 wildcard_constraints:
+    **{stage: "|".join(map(re.escape, tags)) for stage, tags in TAGS.items()},
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
     shard="[0-9]{3}",
     layer="[0-9]{2}",
     cris_shard="[0-9]{3}",
-    proposals="|".join(PROPOSALS),
+    group="layers-[0-9]{2}(-[0-9]{2})?",
 
 
 def code(stage: str) -> list[str]:
@@ -146,8 +251,7 @@ def code(stage: str) -> list[str]:
     return stage_sources(f"stages.{stage}")
 
 
-# Every stage writes below results/<stage>/<tag>/, its tag the hashes of its own settings
-# and of everything upstream; logs and benchmarks mirror the output paths.
+# Logs and benchmarks mirror the output paths.
 def log_path(stage: str, name: str) -> str:
     return f"{RESULTS}/logs/{stage}/{name}.log"
 
@@ -164,77 +268,58 @@ def video_input(wildcards) -> list[str]:
     return [path] if DEMO or Path(path).is_file() else []
 
 
-def decode_store(video: str) -> str:
-    return f"{DECODE_DIR}/{video}.zarr"
+def decode_store(m, video: str) -> str:
+    return f"{RESULTS}/decode/{m.decode_hash}/{video}.zarr"
 
 
-def decode_stores() -> list[str]:
-    return [decode_store(video) for video in SAMPLES.index]
+def decode_stores(m) -> list[str]:
+    return [decode_store(m, video) for video in SAMPLES.index]
 
 
-def skipped_table() -> str:
-    return f"{RESULTS}/skipped/{DECODE_HASH}/skipped.tsv"
+def skipped_table(m) -> str:
+    return f"{RESULTS}/skipped/{m.decode_hash}/skipped.tsv"
 
 
-def feature_stores() -> list[str]:
-    return [f"{FEATURES_DIR}/shard-{i:03d}.zarr" for i in range(len(SHARDS))]
+def feature_store(m, shard) -> str:
+    return f"{RESULTS}/features/{m.features_tag}/shard-{shard}.zarr"
+
+
+def feature_stores(m) -> list[str]:
+    return [feature_store(m, f"{i:03d}") for i in range(len(m.shards))]
 
 
 def shard_decode_stores(wildcards) -> list[str]:
-    return [decode_store(video) for video in SHARDS[int(wildcards.shard)]]
+    m = model_of("features")(wildcards)
+    return [decode_store(m, video) for video in m.shards[int(wildcards.shard)]]
 
 
-def proposals_hash(method: str | None = None) -> str:
-    return settings_hash(PROPOSALS_BY_METHOD[method or config["tubelets"]["method"]])
+def tubelet_dir(m, method: str, shard) -> str:
+    """One tubelets job's folder: a store per analysed layer, ``layer-NN.zarr``."""
+    return f"{RESULTS}/tubelets/{m.tubelets_tags[method]}/shard-{shard}"
 
 
-def tubelet_store(proposals: str, layer, shard) -> str:
-    return f"{RESULTS}/tubelets/{FEATURES_TAG}-{proposals}/layer-{layer}/shard-{shard}.zarr"
+def tubelet_dirs(m, method: str) -> list[str]:
+    """Every shard's tubelets folder (inputs: a path inside a folder output is none)."""
+    return [tubelet_dir(m, method, f"{i:03d}") for i in range(len(m.shards))]
 
 
-def shard_tubelet_stores(proposals: str, shard) -> list[str]:
-    """The tubelet stores one tubelets job writes: every analysed layer of a shard."""
-    return [tubelet_store(proposals, f"{layer:02d}", shard) for layer in LAYERS]
+def concept_dirs(m, method: str | None = None) -> list[str]:
+    """The concepts jobs' folders (what rules take as inputs) of one tubelet method."""
+    tag = m.concepts_tags[method or m.method]
+    return [f"{RESULTS}/concepts/{tag}/{group}" for group in m.concept_groups]
 
 
-def matched_stores(wildcards) -> list[str]:
-    """The SLIC tubelets of the same layers and shard whose counts matched crops take."""
-    matched_to = PROPOSALS[wildcards.proposals].get("matched_to")
-    if matched_to is None:
-        return []
-    return shard_tubelet_stores(matched_to, wildcards.shard)
+def concept_stores(m, method: str | None = None) -> list[str]:
+    """Every analysed layer's concept store, inside its job's folder."""
+    return [
+        f"{folder}/layer-{layer:02d}.zarr"
+        for folder, layers in zip(concept_dirs(m, method), m.concept_groups.values())
+        for layer in layers
+    ]
 
 
-def match_arg(wildcards, input) -> str:
-    """``--match <store>...`` (one per layer) for matched random crops, else nothing."""
-    return (
-        "--match " + " ".join(f"'{path}'" for path in input.match)
-        if input.match
-        else ""
-    )
-
-
-def concepts_tag(proposals: str | None = None) -> str:
-    return f"{FEATURES_TAG}-{proposals or proposals_hash()}-{CONCEPTS_HASH}"
-
-
-def concept_store(proposals: str, layer) -> str:
-    return f"{RESULTS}/concepts/{concepts_tag(proposals)}/layer-{layer}.zarr"
-
-
-def concept_stores(method: str | None = None) -> list[str]:
-    return [concept_store(proposals_hash(method), f"{layer:02d}") for layer in LAYERS]
-
-
-def validation_tag() -> str:
-    hashes = "-".join(proposals_hash(m) for m in ("slic", "random_crops"))
-    return (
-        f"{FEATURES_TAG}-{hashes}-{CONCEPTS_HASH}-{settings_hash(VALIDATION_SETTINGS)}"
-    )
-
-
-def validation_tables() -> list[str]:
-    folder = f"{RESULTS}/validation/{validation_tag()}"
+def validation_tables(m) -> list[str]:
+    folder = f"{RESULTS}/validation/{m.validation_tag}"
     return [f"{folder}/concept_validation.tsv", f"{folder}/concept_scores.tsv"]
 
 
@@ -243,145 +328,225 @@ def samples_arg(wildcards, input) -> str:
     return f"--samples '{input.samples[0]}'" if input.samples else ""
 
 
-def units_store() -> str:
+def units_store(m) -> str:
     """Units of the configured tubelet method's concepts."""
-    return f"{RESULTS}/units/{concepts_tag()}/units.zarr"
+    return f"{RESULTS}/units/{m.concepts_tag}/units.zarr"
 
 
-def targets_tag() -> str:
-    return f"{DECODE_HASH}-{settings_hash(TARGET_SETTINGS)}"
+def targets_table(m) -> str:
+    return f"{RESULTS}/targets/{m.targets_tag}/targets.tsv"
 
 
-def targets_table() -> str:
-    return f"{RESULTS}/targets/{targets_tag()}/targets.tsv"
+def cris_shard(m, shard: str) -> str:
+    return f"{RESULTS}/cris/{m.cris_tag}/shard-{shard}.zarr"
 
 
-def cris_tag() -> str:
-    """CRIS shards, and below the gathered tables and the curves on them. Shard contents depend on
-    the shard count and the masks per batch, so both name the folder. The gathered tables
-    do not, but named so too, switching the layout back finds them instead of rerunning
-    the gather, the curves and the report (as with features.videos_per_job)."""
-    layout = f"shards-{config['cris']['shards']}x{config['masking']['masks_per_batch']}"
-    return f"{concepts_tag()}-{MASKING_HASH}-{CRIS_HASH}/{layout}"
+def cris_shards(m) -> list[str]:
+    return [cris_shard(m, f"{i:03d}") for i in range(m.cris_shards)]
 
 
-def cris_shard(shard: str) -> str:
-    return f"{RESULTS}/cris/{cris_tag()}/shard-{shard}.zarr"
-
-
-def cris_shards() -> list[str]:
-    return [cris_shard(f"{i:03d}") for i in range(config["cris"]["shards"])]
-
-
-def gather_tag() -> str:
-    """The gathered tables: the shards' folder and the gather's own settings (the video
-    bootstrap), so a new bootstrap count writes new tables and reruns no shard."""
-    return f"{cris_tag()}-{settings_hash(GATHER_SETTINGS)}"
-
-
-def cris_tables() -> dict[str, str]:
-    folder = f"{RESULTS}/cris_gather/{gather_tag()}"
+def cris_tables(m) -> dict[str, str]:
+    folder = f"{RESULTS}/cris_gather/{m.gather_tag}"
     return {
         "importance": f"{folder}/concept_importance.tsv",
         "stability": f"{folder}/stability.tsv",
     }
 
 
-def occlusion_tag() -> str:
-    return f"{concepts_tag()}-{MASKING_HASH}"
+def occlusion_table(m) -> str:
+    return f"{RESULTS}/occlusion/{m.occlusion_tag}/concept_importance.tsv"
 
 
-def occlusion_table() -> str:
-    return f"{RESULTS}/occlusion/{occlusion_tag()}/concept_importance.tsv"
-
-
-def curves_tag() -> str:
-    return f"{gather_tag()}-{settings_hash(CURVES_SETTINGS)}"
-
-
-def curves_tables() -> dict[str, str]:
-    folder = f"{RESULTS}/curves/{curves_tag()}"
+def curves_tables(m) -> dict[str, str]:
+    folder = f"{RESULTS}/curves/{m.curves_tag}"
     names = ("attribution_curves", "fidelity", "fidelity_checks")
     return {name: f"{folder}/{name}.tsv" for name in names}
 
 
-def heads_tag() -> str:
-    return f"{DECODE_HASH}-{HEAD_MASKING_HASH}-{settings_hash(HEADS_SETTINGS)}"
-
-
-def heads_tables() -> dict[str, str]:
-    folder = f"{RESULTS}/heads/{heads_tag()}"
+def heads_tables(m) -> dict[str, str]:
+    folder = f"{RESULTS}/heads/{m.heads_tag}"
     return {
         "importance": f"{folder}/head_importance.tsv",
         "pruning": f"{folder}/pruning_curve.tsv",
     }
 
 
-def importance_outputs() -> list[str]:
+def importance_outputs(m) -> list[str]:
     return [
-        cris_tables()["importance"],
-        curves_tables()["fidelity"],
-        heads_tables()["pruning"],
+        cris_tables(m)["importance"],
+        curves_tables(m)["fidelity"],
+        heads_tables(m)["pruning"],
     ]
 
 
-def run_settings() -> dict:
-    """Every stage's resolved settings, shown in the report and naming its folder."""
+# Rosetta: over every model, named by each one's importance folder and its own settings,
+# so adding or removing a model reruns only it (and the report).
+ROSETTA_SETTINGS = resolve_rosetta(config)
+ROSETTA = config["rosetta"]["enabled"] and len(MODELS) >= 2
+ROSETTA_TAG = settings_hash(
+    {"models": {name: m.gather_tag for name, m in MODELS.items()}, **ROSETTA_SETTINGS}
+)
+
+
+def rosetta_tables() -> dict[str, str]:
+    folder = f"{RESULTS}/rosetta/{ROSETTA_TAG}"
+    names = ["concepts", "layers", "summary"] + (["roles"] if DEMO else [])
+    return {name: f"{folder}/rosetta_{name}.tsv" for name in names}
+
+
+def model_settings(m) -> dict:
+    """One model's resolved settings per stage, shown in the report."""
     settings = {
-        "decode": DECODE_SETTINGS,
-        "features": FEATURE_SETTINGS,
-        "tubelets": PROPOSALS_BY_METHOD[config["tubelets"]["method"]],
-        "concepts": CONCEPT_SETTINGS,
-        "masking": MASKING_SETTINGS,
+        "model": m.model,
+        "decode": m.decode,
+        "features": m.features,
+        "tubelets": m.proposals[m.method],
+        "concepts": m.concepts,
+        "masking": m.masking,
         "cris": {
-            **GATHER_SETTINGS,
-            "shards": config["cris"]["shards"],
-            "masks_per_batch": config["masking"]["masks_per_batch"],
+            **m.gather,
+            "shards": m.cris_shards,
+            "masks_per_batch": m.config["masking"]["masks_per_batch"],
         },
-        "curves": CURVES_SETTINGS,
-        "heads": HEADS_SETTINGS,
-        "report": REPORT_SETTINGS,
+        "curves": m.curves,
+        "heads": m.heads,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
-        settings["validation"] = {
-            **PROPOSALS_BY_METHOD,
-            "crossfit": VALIDATION_SETTINGS,
-        }
+        settings["validation"] = {**m.proposals, "crossfit": m.validation}
     return settings
+
+
+def run_settings() -> dict:
+    """Every model's resolved settings and the report's: they name the report's folder."""
+    return {
+        "models": {name: model_settings(m) for name, m in MODELS.items()},
+        "rosetta": ROSETTA_SETTINGS if ROSETTA else None,
+        "report": REPORT_SETTINGS,
+    }
 
 
 def report_dir() -> str:
     return f"{RESULTS}/report/run-{settings_hash(run_settings())}"
 
 
-def run_benchmarks() -> list[str]:
-    """Benchmark files of this configuration's jobs (globs), for the report's times."""
+def model_benchmarks(m) -> list[str]:
+    """Benchmark files of one model's jobs (globs), for the report's times."""
     patterns = [
-        f"decode/{DECODE_HASH}/*.tsv",
-        f"skipped/{DECODE_HASH}.tsv",
-        f"features/{FEATURES_TAG}/*.tsv",
-        *[f"tubelets/{FEATURES_TAG}-{p}/*.tsv" for p in PROPOSALS],
-        *[f"concepts/{concepts_tag(p)}/*.tsv" for p in PROPOSALS],
-        f"units/{concepts_tag()}.tsv",
-        f"targets/{targets_tag()}.tsv",
-        f"occlusion/{occlusion_tag()}.tsv",
-        f"cris/{cris_tag()}/shard-*.tsv",
-        f"cris_gather/{gather_tag()}.tsv",
-        f"curves/{curves_tag()}.tsv",
-        f"heads/{heads_tag()}.tsv",
+        f"decode/{m.decode_hash}/*.tsv",
+        f"skipped/{m.decode_hash}.tsv",
+        f"features/{m.features_tag}/*.tsv",
+        *[f"tubelets/{tag}/*.tsv" for tag in m.tubelets_tags.values()],
+        *[f"concepts/{tag}/*.tsv" for tag in m.concepts_tags.values()],
+        f"units/{m.concepts_tag}.tsv",
+        f"targets/{m.targets_tag}.tsv",
+        f"occlusion/{m.occlusion_tag}.tsv",
+        f"cris/{m.cris_tag}/shard-*.tsv",
+        f"cris_gather/{m.gather_tag}.tsv",
+        f"curves/{m.curves_tag}.tsv",
+        f"heads/{m.heads_tag}.tsv",
     ]
     if DEMO:
-        patterns += ["demo_data/demo_data.tsv", f"validation/{validation_tag()}.tsv"]
+        patterns += ["demo_data/demo_data.tsv", f"validation/{m.validation_tag}.tsv"]
     return [f"{RESULTS}/benchmarks/{p}" for p in patterns]
 
 
+def model_outputs(m) -> dict[str, list[str]]:
+    """What the report reads of one model, by input name."""
+    return {
+        "units": [units_store(m)],
+        "concepts": concept_stores(m),  # inside the folders report_inputs lists
+        "features": feature_stores(m),
+        "decoded": decode_stores(m),
+        "cris": [cris_tables(m)["importance"]],
+        "stability": [cris_tables(m)["stability"]],
+        "cris_shards": cris_shards(m),
+        "occlusion": [occlusion_table(m)],
+        "curves": [curves_tables(m)["attribution_curves"]],
+        "fidelity": [curves_tables(m)["fidelity"]],
+        "checks": [curves_tables(m)["fidelity_checks"]],
+        "heads": [heads_tables(m)["importance"]],
+        "pruning": [heads_tables(m)["pruning"]],
+        "skipped": [skipped_table(m)],
+        "validation": validation_tables(m)[:1] if DEMO else [],
+    }
+
+
+def run_outputs() -> dict[str, list[str]]:
+    """What the report reads of the cross-model stages, by input name."""
+    if not ROSETTA:
+        return {}
+    return {f"rosetta_{name}": [path] for name, path in rosetta_tables().items()}
+
+
+def report_benchmarks() -> list[str]:
+    """``[MODEL:]benchmarks=<glob>`` of every job of this configuration, for the
+    report's times (globs: not inputs)."""
+    named = [
+        f"{n}:benchmarks={p}" for n, m in MODELS.items() for p in model_benchmarks(m)
+    ]
+    if ROSETTA:
+        named.append(f"benchmarks={RESULTS}/benchmarks/rosetta/{ROSETTA_TAG}.tsv")
+    return named
+
+
 def named_inputs(wildcards, input) -> list[str]:
-    """``NAME=path`` for every named input but the code: how the report takes its inputs."""
-    pairs = []
-    for name, paths in input.items():
-        if name != "code":
-            pairs += [
-                f"{name}={path}"
-                for path in ([paths] if isinstance(paths, str) else paths)
-            ]
+    """``NAME=path`` for every input of the report, ``MODEL:NAME=path`` for a model's
+    (the rule's named inputs are these, flattened)."""
+    pairs = [f"{key}={path}" for key, paths in run_outputs().items() for path in paths]
+    for name, m in MODELS.items():
+        for key, paths in model_outputs(m).items():
+            pairs += [f"{name}:{key}={path}" for path in paths]
     return pairs
+
+
+# Runtime options (masks per forward pass, device, precision) are resources: they change
+# speed, not results beyond bf16 rounding, so changing them reruns nothing (except the
+# CRIS shard layout, see plan_model). Every model-running masking rule shares them, each
+# job its own model's; `stage` is the rule's tag wildcard.
+def masking_resources(stage: str) -> dict:
+    def setting(key: str):
+        return lambda wc: model_of(stage)(wc).config["masking"][key]
+
+    return dict(
+        mem_mb=4000,
+        gpu=lambda wc: job_gpus(model_of(stage)(wc).config["masking"]["device"]),
+        masks_per_batch=setting("masks_per_batch"),
+        device=setting("device"),
+        precision=setting("precision"),
+    )
+
+
+def masking_threads(stage: str):
+    return lambda wc: model_of(stage)(wc).masking_threads
+
+
+RUNTIME_ARGS = (
+    " --device {resources.device} --precision {resources.precision}"
+    " --batch-size {resources.masks_per_batch} --threads {threads}"
+)
+
+
+def tubelet_job(wildcards) -> tuple:
+    """(model, method) of a tubelets job."""
+    return TAGS["tubelets"][wildcards.tubelets]
+
+
+def tubelet_match(wildcards) -> list[str]:
+    """Matched random crops take the counts of the SLIC tubelets of the same shard."""
+    m, method = tubelet_job(wildcards)
+    matched = m.proposals[method].get("matched_to")
+    return [tubelet_dir(m, "slic", wildcards.shard)] if matched else []
+
+
+def report_inputs() -> list[str]:
+    """Every output the report reads (named in its command line: see named_inputs), the
+    concepts folders for the stores inside them."""
+    outputs = [*map(model_outputs, MODELS.values()), run_outputs()]
+    paths = [
+        p
+        for named in outputs
+        for key, ps in named.items()
+        if key != "concepts"
+        for p in ps
+    ]
+    return paths + [folder for m in MODELS.values() for folder in concept_dirs(m)]

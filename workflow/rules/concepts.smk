@@ -1,60 +1,70 @@
 rule concepts:
-    """Convex NMF concepts per head of one layer, across the tubelets of every video."""
+    """Convex NMF concepts per head of a group of layers (a store per layer), across the
+    tubelets of every video."""
     input:
-        tubelets=lambda wc: [
-            tubelet_store(wc.proposals, wc.layer, f"{i:03d}")
-            for i in range(len(SHARDS))
-        ],
+        tubelets=lambda wc: tubelet_dirs(*TAGS["concepts"][wc.concepts]),
         code=code("concepts"),
     output:
-        directory(concept_store("{proposals}", "{layer}")),
+        directory(f"{RESULTS}/concepts/{{concepts}}/{{group}}"),
     log:
-        log_path("concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}"),
+        log_path("concepts", "{concepts}/{group}"),
     benchmark:
-        benchmark_path("concepts", f"{concepts_tag('{proposals}')}/layer-{{layer}}")
+        benchmark_path("concepts", "{concepts}/{group}")
     conda:
         ENV
     resources:
         mem_mb=4000,
         runtime=120,
-        gpu=job_gpus(config["concepts"]["device"]),
-        device=config["concepts"]["device"],
+        gpu=lambda wc: job_gpus(model_of("concepts")(wc).config["concepts"]["device"]),
+        device=lambda wc: model_of("concepts")(wc).config["concepts"]["device"],
     params:
-        settings=json.dumps(CONCEPT_SETTINGS),
+        settings=lambda wc: json.dumps(model_of("concepts")(wc).concepts),
+        out=lambda wc, output: [
+            f"{output[0]}/layer-{layer:02d}.zarr"
+            for layer in model_of("concepts")(wc).concept_groups[wc.group]
+        ],
+        stores=lambda wc, input: [
+            f"{d}/layer-{layer:02d}.zarr"
+            for layer in model_of("concepts")(wc).concept_groups[wc.group]
+            for d in input.tubelets
+        ],
     shell:
-        "videoconcepts concepts --out {output:q} --settings {params.settings:q}"
-        " --device {resources.device} --threads {threads} {input.tubelets:q} > {log:q} 2>&1"
+        "videoconcepts concepts --out {params.out:q} --settings {params.settings:q}"
+        " --device {resources.device} --threads {threads} {params.stores:q} > {log:q} 2>&1"
 
 
 rule validation:
     """Demo only: best concept per ground-truth role, SLIC tubelets vs. random crops."""
     input:
-        slic=concept_stores("slic"),
-        random_crops=concept_stores("random_crops"),
-        decoded=decode_stores(),
+        slic=lambda wc: concept_dirs(model_of("validation")(wc), "slic"),
+        random_crops=lambda wc: concept_dirs(model_of("validation")(wc), "random_crops"),
+        decoded=lambda wc: decode_stores(model_of("validation")(wc)),
         ground_truth=f"{DEMO_DIR}/ground_truth.zarr",
         code=code("validation"),
     output:
         best=report(
-            validation_tables()[0],
+            f"{RESULTS}/validation/{{validation}}/concept_validation.tsv",
             caption="../report/validation.rst",
             category="Validation",
         ),
-        scores=validation_tables()[1],
+        scores=f"{RESULTS}/validation/{{validation}}/concept_scores.tsv",
     log:
-        log_path("validation", validation_tag()),
+        log_path("validation", "{validation}"),
     benchmark:
-        benchmark_path("validation", validation_tag())
+        benchmark_path("validation", "{validation}")
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=30,
     params:
-        settings=json.dumps(VALIDATION_SETTINGS),
+        settings=lambda wc: json.dumps(model_of("validation")(wc).validation),
         decode_dir=lambda wc, input: Path(input.decoded[0]).parent,
-        concepts=lambda wc, input: [f"slic={p}" for p in input.slic]
-        + [f"random_crops={p}" for p in input.random_crops],
+        concepts=lambda wc: [
+            f"{method}={p}"
+            for method in ("slic", "random_crops")
+            for p in concept_stores(model_of("validation")(wc), method)
+        ],
     shell:
         "videoconcepts validation --settings {params.settings:q} --ground-truth {input.ground_truth:q}"
         " --decode-dir {params.decode_dir:q} --out {output.best:q} --scores {output.scores:q}"

@@ -1,28 +1,28 @@
 rule cris:
     """One shard of CRIS masks scored on every video (shards run as parallel jobs)."""
     input:
-        units=units_store(),
-        targets=targets_table(),
-        checkpoint=CHECKPOINT_FILES,
+        units=lambda wc: units_store(model_of("cris")(wc)),
+        targets=lambda wc: targets_table(model_of("cris")(wc)),
+        checkpoint=lambda wc: model_of("cris")(wc).checkpoint_files,
         code=code("cris"),
     output:
-        directory(cris_shard("{cris_shard}")),
+        directory(f"{RESULTS}/cris/{{cris}}/shard-{{cris_shard}}.zarr"),
     log:
-        log_path("cris", f"{cris_tag()}/shard-{{cris_shard}}"),
+        log_path("cris", "{cris}/shard-{cris_shard}"),
     benchmark:
-        benchmark_path("cris", f"{cris_tag()}/shard-{{cris_shard}}")
+        benchmark_path("cris", "{cris}/shard-{cris_shard}")
     # All shards before other ready jobs (occlusion, say): the gather waits for the last.
     priority: 1
     conda:
         ENV
-    threads: MASKING_THREADS
+    threads: masking_threads("cris")
     resources:
-        **MASKING_RESOURCES,
+        **masking_resources("cris"),
         runtime=240,
     params:
-        masking=json.dumps(MASKING_SETTINGS),
-        settings=json.dumps(CRIS_SETTINGS),
-        shards=config["cris"]["shards"],
+        masking=lambda wc: json.dumps(model_of("cris")(wc).masking),
+        settings=lambda wc: json.dumps(model_of("cris")(wc).cris),
+        shards=lambda wc: model_of("cris")(wc).cris_shards,
     shell:
         "videoconcepts cris --units {input.units:q} --targets {input.targets:q} --out {output:q}"
         " --settings {params.settings:q} --shard {wildcards.cris_shard}"
@@ -34,27 +34,27 @@ rule cris:
 rule cris_gather:
     """Reduce the CRIS shards: importance, standard error and ranking stability per unit."""
     input:
-        units=units_store(),
-        shards=cris_shards(),
+        units=lambda wc: units_store(model_of("cris_gather")(wc)),
+        shards=lambda wc: cris_shards(model_of("cris_gather")(wc)),
         code=code("cris_gather"),
     output:
         importance=report(
-            cris_tables()["importance"],
+            f"{RESULTS}/cris_gather/{{cris_gather}}/concept_importance.tsv",
             caption="../report/importance.rst",
             category="Importance",
         ),
-        stability=cris_tables()["stability"],
+        stability=f"{RESULTS}/cris_gather/{{cris_gather}}/stability.tsv",
     log:
-        log_path("cris_gather", gather_tag()),
+        log_path("cris_gather", "{cris_gather}"),
     benchmark:
-        benchmark_path("cris_gather", gather_tag())
+        benchmark_path("cris_gather", "{cris_gather}")
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=json.dumps(GATHER_SETTINGS),
+        settings=lambda wc: json.dumps(model_of("cris_gather")(wc).gather),
     shell:
         "videoconcepts cris_gather --units {input.units:q} --settings {params.settings:q}"
         " --importance {output.importance:q} --stability {output.stability:q}"

@@ -1,35 +1,35 @@
 rule curves:
     """Remove units cumulatively by CRIS, occlusion and random order; areas per curve."""
     input:
-        units=units_store(),
-        targets=targets_table(),
-        cris=cris_tables()["importance"],
-        occlusion=occlusion_table(),
-        checkpoint=CHECKPOINT_FILES,
+        units=lambda wc: units_store(model_of("curves")(wc)),
+        targets=lambda wc: targets_table(model_of("curves")(wc)),
+        cris=lambda wc: cris_tables(model_of("curves")(wc))["importance"],
+        occlusion=lambda wc: occlusion_table(model_of("curves")(wc)),
+        checkpoint=lambda wc: model_of("curves")(wc).checkpoint_files,
         code=code("curves"),
     output:
-        curves=curves_tables()["attribution_curves"],
+        curves=f"{RESULTS}/curves/{{curves}}/attribution_curves.tsv",
         fidelity=report(
-            curves_tables()["fidelity"],
+            f"{RESULTS}/curves/{{curves}}/fidelity.tsv",
             caption="../report/fidelity.rst",
             category="Importance",
         ),
-        checks=curves_tables()["fidelity_checks"],
+        checks=f"{RESULTS}/curves/{{curves}}/fidelity_checks.tsv",
     log:
-        log_path("curves", curves_tag()),
+        log_path("curves", "{curves}"),
     benchmark:
-        benchmark_path("curves", curves_tag())
+        benchmark_path("curves", "{curves}")
     conda:
         ENV
     # The last model job, after CRIS is gathered, and often alone: two threads whatever
     # masking.threads says.
     threads: 2
     resources:
-        **MASKING_RESOURCES,
+        **masking_resources("curves"),
         runtime=120,
     params:
-        masking=json.dumps(MASKING_SETTINGS),
-        settings=json.dumps(CURVES_SETTINGS),
+        masking=lambda wc: json.dumps(model_of("curves")(wc).masking),
+        settings=lambda wc: json.dumps(model_of("curves")(wc).curves),
     shell:
         "videoconcepts curves --units {input.units:q} --targets {input.targets:q}"
         " --masking {params.masking:q} --settings {params.settings:q}"

@@ -4,23 +4,24 @@ rule decode:
         video=video_input,
         code=code("decode"),
     output:
-        directory(decode_store("{video}")),
+        directory(f"{RESULTS}/decode/{{decode}}/{{video}}.zarr"),
     log:
-        log_path("decode", f"{DECODE_HASH}/{{video}}"),
+        log_path("decode", "{decode}/{video}"),
     benchmark:
-        benchmark_path("decode", f"{DECODE_HASH}/{{video}}")
+        benchmark_path("decode", "{decode}/{video}")
     conda:
         ENV
     # Options that do not change the frames are resources, not params: changing them
-    # reruns nothing (as with the features rule's device).
+    # reruns nothing (as with the features rule's device). Models sharing the store
+    # share the first one's.
     resources:
         mem_mb=1000,
         runtime=10,
-        on_bad_video=config["decode"]["on_bad_video"],
-        backend=config["decode"]["backend"],
+        on_bad_video=lambda wc: model_of("decode")(wc).config["decode"]["on_bad_video"],
+        backend=lambda wc: model_of("decode")(wc).config["decode"]["backend"],
     params:
         video=lambda wc: SAMPLES.loc[wc.video, "path"],
-        settings=json.dumps(DECODE_SETTINGS),
+        settings=lambda wc: json.dumps(model_of("decode")(wc).decode),
     shell:
         "videoconcepts decode --video {params.video:q} --id {wildcards.video} --out {output:q}"
         " --settings {params.settings:q} --on-bad-video {resources.on_bad_video}"
@@ -30,14 +31,14 @@ rule decode:
 rule skipped:
     """Table of videos the decode stage skipped, with reasons (empty when none)."""
     input:
-        stores=decode_stores(),
+        stores=lambda wc: decode_stores(model_of("decode")(wc)),
         code=code("skipped"),
     output:
-        skipped_table(),
+        f"{RESULTS}/skipped/{{decode}}/skipped.tsv",
     log:
-        log_path("skipped", DECODE_HASH),
+        log_path("skipped", "{decode}"),
     benchmark:
-        benchmark_path("skipped", DECODE_HASH)
+        benchmark_path("skipped", "{decode}")
     conda:
         ENV
     resources:

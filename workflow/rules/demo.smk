@@ -29,16 +29,20 @@ rule demo_data:
 
 
 rule train_demo_model:
-    """Retrain the shipped demo model from its seed (not part of the default run)."""
+    """Retrain a shipped demo model from its seed (not part of the default run):
+    `snakemake train_demo_model/<model>/model.safetensors` for videomae, timesformer or
+    videomae_ssl."""
     input:
         code=code("train_demo_model"),
     output:
-        weights=f"{RESULTS}/train_demo_model/model.safetensors",
-        report=f"{RESULTS}/train_demo_model/training.json",
+        weights=f"{RESULTS}/train_demo_model/{{demo_model}}/model.safetensors",
+        report=f"{RESULTS}/train_demo_model/{{demo_model}}/training.json",
     log:
-        log_path("train_demo_model", "train_demo_model"),
+        log_path("train_demo_model", "{demo_model}"),
     benchmark:
-        benchmark_path("train_demo_model", "train_demo_model")
+        benchmark_path("train_demo_model", "{demo_model}")
+    wildcard_constraints:
+        demo_model="videomae|timesformer|videomae_ssl",
     conda:
         ENV
     # not workflow.cores: a cluster run without --cores has none and fails to parse;
@@ -50,4 +54,5 @@ rule train_demo_model:
     params:
         out=lambda wildcards, output: Path(output.weights).parent,
     shell:
-        "videoconcepts train_demo_model --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "videoconcepts train_demo_model --model {wildcards.demo_model} --out {params.out:q}"
+        " --threads {threads} > {log:q} 2>&1"

@@ -1,30 +1,30 @@
 rule heads:
     """Every head ranked by CRIS on estimation videos; pruning curve on held-out videos."""
     input:
-        decoded=decode_stores(),
-        targets=targets_table(),
-        checkpoint=CHECKPOINT_FILES,
+        decoded=lambda wc: decode_stores(model_of("heads")(wc)),
+        targets=lambda wc: targets_table(model_of("heads")(wc)),
+        checkpoint=lambda wc: model_of("heads")(wc).checkpoint_files,
         code=code("heads"),
     output:
-        importance=heads_tables()["importance"],
+        importance=f"{RESULTS}/heads/{{heads}}/head_importance.tsv",
         pruning=report(
-            heads_tables()["pruning"],
+            f"{RESULTS}/heads/{{heads}}/pruning_curve.tsv",
             caption="../report/pruning.rst",
             category="Heads",
         ),
     log:
-        log_path("heads", heads_tag()),
+        log_path("heads", "{heads}"),
     benchmark:
-        benchmark_path("heads", heads_tag())
+        benchmark_path("heads", "{heads}")
     conda:
         ENV
-    threads: MASKING_THREADS
+    threads: masking_threads("heads")
     resources:
-        **MASKING_RESOURCES,
+        **masking_resources("heads"),
         runtime=240,
     params:
-        masking=json.dumps(HEAD_MASKING_SETTINGS),
-        settings=json.dumps(HEADS_SETTINGS),
+        masking=lambda wc: json.dumps(model_of("heads")(wc).head_masking),
+        settings=lambda wc: json.dumps(model_of("heads")(wc).heads),
     shell:
         "videoconcepts heads --targets {input.targets:q} --masking {params.masking:q}"
         " --settings {params.settings:q}"

@@ -1,24 +1,24 @@
 rule occlusion:
     """Baseline importance: each unit masked alone on each video where it appears."""
     input:
-        units=units_store(),
-        targets=targets_table(),
-        checkpoint=CHECKPOINT_FILES,
+        units=lambda wc: units_store(model_of("occlusion")(wc)),
+        targets=lambda wc: targets_table(model_of("occlusion")(wc)),
+        checkpoint=lambda wc: model_of("occlusion")(wc).checkpoint_files,
         code=code("occlusion"),
     output:
-        occlusion_table(),
+        f"{RESULTS}/occlusion/{{occlusion}}/concept_importance.tsv",
     log:
-        log_path("occlusion", occlusion_tag()),
+        log_path("occlusion", "{occlusion}"),
     benchmark:
-        benchmark_path("occlusion", occlusion_tag())
+        benchmark_path("occlusion", "{occlusion}")
     conda:
         ENV
-    threads: MASKING_THREADS
+    threads: masking_threads("occlusion")
     resources:
-        **MASKING_RESOURCES,
+        **masking_resources("occlusion"),
         runtime=120,
     params:
-        masking=json.dumps(MASKING_SETTINGS),
+        masking=lambda wc: json.dumps(model_of("occlusion")(wc).masking),
     shell:
         "videoconcepts occlusion --units {input.units:q} --targets {input.targets:q}"
         " --out {output:q} --masking {params.masking:q}"

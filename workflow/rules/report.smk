@@ -1,21 +1,7 @@
 rule report:
-    """The run's HTML report: summary, fidelity, ranked concepts with clips, heads."""
+    """The run's HTML report: an overview comparing the models, a page per model."""
     input:
-        units=units_store(),
-        concepts=concept_stores(),
-        features=feature_stores(),
-        decoded=decode_stores(),
-        cris=cris_tables()["importance"],
-        stability=cris_tables()["stability"],
-        cris_shards=cris_shards(),
-        occlusion=occlusion_table(),
-        curves=curves_tables()["attribution_curves"],
-        fidelity=curves_tables()["fidelity"],
-        checks=curves_tables()["fidelity_checks"],
-        heads=heads_tables()["importance"],
-        pruning=heads_tables()["pruning"],
-        skipped=skipped_table(),
-        validation=validation_tables()[:1] if DEMO else [],
+        outputs=report_inputs(),
         code=code("report"),
     output:
         report(
@@ -36,7 +22,7 @@ rule report:
     params:
         settings=json.dumps(REPORT_SETTINGS),
         run_settings=json.dumps(run_settings()),
-        benchmarks=lambda wc: [f"benchmarks={p}" for p in run_benchmarks()],
+        benchmarks=report_benchmarks(),
         inputs=named_inputs,
     shell:
         "videoconcepts report --out {output:q} --settings {params.settings:q}"

@@ -1,26 +1,38 @@
 rule tubelets:
     """Tubelet proposals (SLIC or random crops) for every analysed layer of one feature
-    shard: one store per layer, one job per shard (start-up paid once, shards parallel).
-    """
+    shard: a folder with one store per layer, one job per shard (start-up paid once,
+    shards parallel)."""
     input:
-        features=f"{FEATURES_DIR}/shard-{{shard}}.zarr",
-        match=matched_stores,
+        features=lambda wc: feature_store(tubelet_job(wc)[0], wc.shard),
+        match=tubelet_match,
         code=code("tubelets"),
     output:
-        [directory(path) for path in shard_tubelet_stores("{proposals}", "{shard}")],
+        directory(f"{RESULTS}/tubelets/{{tubelets}}/shard-{{shard}}"),
     log:
-        log_path("tubelets", f"{FEATURES_TAG}-{{proposals}}/shard-{{shard}}"),
+        log_path("tubelets", "{tubelets}/shard-{shard}"),
     benchmark:
-        benchmark_path("tubelets", f"{FEATURES_TAG}-{{proposals}}/shard-{{shard}}")
+        benchmark_path("tubelets", "{tubelets}/shard-{shard}")
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=60,
     params:
-        settings=lambda wc: json.dumps(PROPOSALS[wc.proposals]),
-        layers=" ".join(str(layer) for layer in LAYERS),
-        match=match_arg,
+        settings=lambda wc: json.dumps(tubelet_job(wc)[0].proposals[tubelet_job(wc)[1]]),
+        layers=lambda wc: " ".join(str(layer) for layer in tubelet_job(wc)[0].layers),
+        out=lambda wc, output: [
+            f"{output[0]}/layer-{layer:02d}.zarr"
+            for layer in tubelet_job(wc)[0].layers
+        ],
+        match=lambda wc, input: (
+            "--match "
+            + " ".join(
+                f"'{input.match[0]}/layer-{layer:02d}.zarr'"
+                for layer in tubelet_job(wc)[0].layers
+            )
+            if input.match
+            else ""
+        ),
     shell:
-        "videoconcepts tubelets --features {input.features:q} --layers {params.layers} --out {output:q}"
-        " --settings {params.settings:q} {params.match} > {log:q} 2>&1"
+        "videoconcepts tubelets --features {input.features:q} --layers {params.layers}"
+        " --out {params.out:q} --settings {params.settings:q} {params.match} > {log:q} 2>&1"

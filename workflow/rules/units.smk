@@ -1,18 +1,20 @@
 rule units:
     """Every concept of every analysed layer and head as a maskable unit (token masks)."""
     input:
-        concepts=concept_stores(),
+        concepts=lambda wc: concept_dirs(model_of("units")(wc)),
         code=code("units"),
     output:
-        directory(units_store()),
+        directory(f"{RESULTS}/units/{{units}}/units.zarr"),
     log:
-        log_path("units", concepts_tag()),
+        log_path("units", "{units}"),
     benchmark:
-        benchmark_path("units", concepts_tag())
+        benchmark_path("units", "{units}")
     conda:
         ENV
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        stores=lambda wc: concept_stores(model_of("units")(wc)),
     shell:
-        "videoconcepts units --out {output:q} {input.concepts:q} > {log:q} 2>&1"
+        "videoconcepts units --out {output:q} {params.stores:q} > {log:q} 2>&1"

@@ -232,16 +232,26 @@ class ModelAdapter(ABC):
         )
         with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
             self.logits(frames)
-        counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-        # The counter names modules by the model's class, then their dotted path.
-        root = type(self.model).__name__
-        names = {module: f"{root}.{path}" for path, module in self.model.named_modules()}
+        # The counter names modules by the class of the outermost module called, then
+        # their dotted path below it: the model's own, or a submodule's where a forward
+        # calls parts of the model (self-supervised VideoMAE with nothing hidden).
+        counts = {
+            name.partition(".")[2]: sum(ops.values())
+            for name, ops in counter.get_flop_counts().items()
+            if "." in name
+        }
+        names = {module: path for path, module in self.model.named_modules()}
+
+        def count(path: str) -> int:
+            while path and path not in counts:
+                path = path.partition(".")[2]
+            return counts.get(path, 0)
 
         def heads(layer: int) -> int:
             attention = names[self.attention(layer)]
             output = names[self.output_projection(layer)]
             inside = output.startswith(attention + ".")  # ViViT, X-CLIP, V-JEPA 2
-            return counts.get(attention, 0) + (0 if inside else counts.get(output, 0))
+            return count(attention) + (0 if inside else count(output))
 
         per_head = tuple(heads(layer) // self.num_heads for layer in range(self.num_layers))
         return FlopCount(total=counter.get_total_flops(), head=per_head)

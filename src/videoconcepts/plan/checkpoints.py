@@ -10,8 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-DEMO = "demo"
-DEMO_DIR = Path(__file__).parents[1] / "demo" / "weights"
+_WEIGHTS = Path(__file__).parents[1] / "demo" / "weights"
+# The shipped demo models by checkpoint name (see videoconcepts.demo.train).
+DEMO_CHECKPOINTS = {
+    "demo": _WEIGHTS / "videomae",
+    "demo-timesformer": _WEIGHTS / "timesformer",
+    "demo-videomae-ssl": _WEIGHTS / "videomae_ssl",
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -21,9 +26,10 @@ class MissingCheckpointError(FileNotFoundError):
 
 
 def resolve_checkpoint(spec: str) -> Path | str:
-    """``"demo"`` to the shipped weights, a directory to itself, anything else is a hub id."""
-    if spec == DEMO:
-        return DEMO_DIR
+    """A demo name (``"demo"``, ``"demo-timesformer"``, ``"demo-videomae-ssl"``) to its
+    shipped weights, a directory to itself, anything else is a hub id."""
+    if spec in DEMO_CHECKPOINTS:
+        return DEMO_CHECKPOINTS[spec]
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
         return path

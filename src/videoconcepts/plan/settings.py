@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
+from videoconcepts.plan.checkpoints import DEMO_CHECKPOINTS
 from videoconcepts.plan.families import FAMILIES, ModelSpec, class_names, model_facts, resolve_model
 
 
@@ -39,6 +40,34 @@ def job_gpus(device: str) -> int:
         return 1
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
     return int(not hidden and bool(glob.glob("/dev/nvidia[0-9]*")))
+
+
+# Sections one model of a run may override (``models.<name>.<section>``): every stage's.
+STAGE_SECTIONS = (
+    "decode",
+    "features",
+    "tubelets",
+    "concepts",
+    "validation",
+    "masking",
+    "cris",
+    "curves",
+    "heads",
+)
+
+
+def model_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model's view of the run's config: ``model`` its own section (family,
+    checkpoint, family options) and every stage section with the model's overrides laid
+    over the run's, so each ``resolve_*`` below works per model unchanged."""
+    views = {}
+    for name, section in config["models"].items():
+        view = {key: value for key, value in config.items() if key != "models"}
+        for stage in STAGE_SECTIONS:
+            view[stage] = {**config[stage], **section.get(stage, {})}
+        view["model"] = {k: v for k, v in section.items() if k not in STAGE_SECTIONS}
+        views[name] = view
+    return views
 
 
 def resolve_model_section(config: dict[str, Any], labels: list[str] | None = None) -> dict:
@@ -82,7 +111,7 @@ def resolve_features(config: dict[str, Any], model: dict[str, Any]) -> dict[str,
         "heads": list(features["heads"]),
         "residual": features["residual"],
         "dtype": features["dtype"],
-        "videos_per_job": features["videos_per_job"],
+        "videos_per_job": for_model(config, "features", "videos_per_job"),
         "precision": features["precision"],
     }
 
@@ -172,20 +201,24 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 #   17 s: they run beside the single-threaded tubelet and concept jobs.
 BY_MODEL: dict[tuple[str, str], dict[str, int]] = {
     ("cris", "num_masks"): {"demo": 128, "default": 4000},
-    ("heads", "num_masks"): {"demo": 128, "default": 1024},
+    ("heads", "num_masks"): {"demo": 64, "default": 1024},
     ("curves", "steps"): {"demo": 10, "default": 20},
     ("features", "threads"): {"demo": 1, "default": 2},
     ("masking", "threads"): {"demo": 1, "default": 2},
+    ("features", "videos_per_job"): {"demo": 32, "default": 16},
+    ("concepts", "layers_per_job"): {"demo": 64, "default": 1},
 }
 
 
 def for_model(config: dict[str, Any], section: str, key: str) -> int:
-    """``section.key``, or when null the model's entry in ``BY_MODEL`` (by checkpoint)."""
+    """``section.key``, or when null the model's entry in ``BY_MODEL`` ("demo" for every
+    shipped demo model)."""
     given = config[section].get(key)
     if given is not None:
         return given
     table = BY_MODEL[(section, key)]
-    return table.get(config["model"]["checkpoint"], table["default"])
+    demo = config["model"]["checkpoint"] in DEMO_CHECKPOINTS
+    return table["demo" if demo else "default"]
 
 
 def resolve_masking(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
@@ -278,6 +311,11 @@ def resolve_curves(config: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_heads(config: dict[str, Any]) -> dict[str, Any]:
     return {**config["heads"], "num_masks": for_model(config, "heads", "num_masks")}
+
+
+def resolve_rosetta(config: dict[str, Any]) -> dict[str, Any]:
+    """Rosetta's settings; ``enabled`` decides whether the stage runs, not what it finds."""
+    return {key: value for key, value in config["rosetta"].items() if key != "enabled"}
 
 
 def resolve_report(config: dict[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def stability_figure(stability: pd.DataFrame, path: Path) -> str:
 
 
 # --- clips -------------------------------------------------------------------------------
-def _resize(frames: np.ndarray, height: int) -> np.ndarray:
+def resize_frames(frames: np.ndarray, height: int) -> np.ndarray:
     """(T, H, W, 3) uint8 to the given height (nearest up, area-like down)."""
     t, h, w, _ = frames.shape
     width = max(1, round(w * height / h))
@@ -110,10 +110,14 @@ def concept_clip(
     panels = []
     for v in videos:
         mask = support.masks(head, int(v))[concept]
-        panel = _resize(highlight(clips.frames(int(v)), mask), settings.clip_height)
+        panel = resize_frames(highlight(clips.frames(int(v)), mask), settings.clip_height)
         panels += [panel, np.full((*panel.shape[:2], 4, 3), 255, np.uint8)]
-    strip = np.concatenate(panels[:-1], axis=2)
-    images = [Image.fromarray(f) for f in strip]
+    save_webp(np.concatenate(panels[:-1], axis=2), settings, path)
+
+
+def save_webp(frames: np.ndarray, settings: ReportSettings, path: Path) -> None:
+    """(T, H, W, 3) uint8 frames as a looping animated WebP at the report's frame rate."""
+    images = [Image.fromarray(f) for f in frames]
     images[0].save(
         path,
         save_all=True,

@@ -1,10 +1,11 @@
-"""The report page: the run's sections assembled into one self-contained HTML folder.
+"""The report pages: the run's sections assembled into one self-contained HTML folder.
 
-``index.html`` plus ``figures/*.png`` (matplotlib, colour-blind-safe Okabe-Ito and
-cividis colours) and ``clips/*.webp``. Nothing is recomputed: every section reads what
-earlier stages wrote, named by the stage output it is (:class:`Inputs`), so a new stage
-adds a section module and its line in the report stage's ``SECTIONS``, and widens no
-signature.
+``index.html``, the overview that compares the run's models, and ``<model>/index.html``
+for each model, each page with its ``figures/*.png`` (matplotlib, colour-blind-safe
+Okabe-Ito and cividis colours) and ``clips/*.webp``. Nothing is recomputed: every
+section reads what earlier stages wrote, named by the stage output it is
+(:class:`Inputs`, ``MODEL:NAME`` for a model's), so a new stage adds a section module
+and its line in the report stage's section lists, and widens no signature.
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ class Inputs:
 
     def table(self, name: str) -> pd.DataFrame:
         return pd.read_csv(self.one(name), sep="\t")
+
+    @property
+    def models(self) -> list[str]:
+        """Model names of ``MODEL:NAME`` inputs, in order of appearance."""
+        return list(dict.fromkeys(n.split(":", 1)[0] for n in self._named if ":" in n))
+
+    def of_model(self, model: str) -> Inputs:
+        """One model's inputs, by their names without the ``MODEL:`` prefix."""
+        prefix = f"{model}:"
+        return Inputs(
+            {n.removeprefix(prefix): p for n, p in self._named.items() if n.startswith(prefix)}
+        )
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,10 @@ img {{ max-width: 100%; }}
 .filters {{ margin: .5em 0; }} .filters label {{ margin-right: 1em; }}
 pre {{ background: #f6f6f6; padding: .5em; overflow-x: auto; font-size: 12px; }}
 .note {{ color: #555; font-size: 14px; }}
+nav {{ margin: -.5em 0 1em; }} nav a {{ margin-right: 1em; }}
 </style></head><body>
-<h1>videoconcepts report</h1>
+<h1>videoconcepts report{title}</h1>
+<nav>{nav}</nav>
 {body}
 <script>
 function filterConcepts() {{
@@ -134,10 +149,12 @@ function filterConcepts() {{
   }}
   document.getElementById('shown').textContent = shown;
 }}
-for (const id of ['layer', 'head', 'search']) {{
-  document.getElementById(id).addEventListener('input', filterConcepts);
+if (document.getElementById('concepts')) {{
+  for (const id of ['layer', 'head', 'search']) {{
+    document.getElementById(id).addEventListener('input', filterConcepts);
+  }}
+  filterConcepts();
 }}
-filterConcepts();
 </script>
 </body></html>
 """
@@ -149,14 +166,36 @@ def options(values: Sequence[int]) -> str:
     )
 
 
+def model_page(model: str) -> str:
+    """A model's page, relative to the overview (below ``models/``: no model name can
+    collide with the overview's own folders)."""
+    return f"models/{html.escape(model)}/index.html"
+
+
+def navigation(models: Sequence[str], root: str) -> str:
+    """Links to the overview and every model's page, from a page ``root`` below the top."""
+    links = [f'<a href="{root}index.html">overview</a>']
+    links += [f'<a href="{root}{model_page(m)}">{html.escape(m)}</a>' for m in models]
+    return " ".join(links)
+
+
+def _page(folder: Path, sections: Sequence[Section], context: Context, title: str, nav: str):
+    (folder / "figures").mkdir(parents=True)
+    (folder / "clips").mkdir()
+    body = "\n".join(section(context) for section in sections)
+    (folder / "index.html").write_text(PAGE.format(body=body, title=title, nav=nav))
+
+
 def write_report(
     out: str | Path,
-    sections: Sequence[Section],
+    overview: Sequence[Section],
+    per_model: Sequence[Section],
     inputs: Inputs,
     settings: ReportSettings,
     run_settings: dict,
 ) -> Path:
-    """Write ``out/index.html`` with its figures and clips; return the index path.
+    """Write ``out/index.html`` (the ``overview`` sections) and ``out/models/<model>/index.html``
+    (the ``per_model`` sections on that model's inputs and settings); return the index.
 
     The folder is built as a hidden sibling and renamed into place when complete, so a
     killed job never leaves a report that looks finished.
@@ -164,11 +203,13 @@ def write_report(
     out = Path(out)
     building = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(building, ignore_errors=True)
-    (building / "figures").mkdir(parents=True)
-    (building / "clips").mkdir()
+    models = inputs.models
+    for model in models:
+        folder = building / "models" / model
+        context = Context(inputs.of_model(model), settings, run_settings["models"][model], folder)
+        _page(folder, per_model, context, f": {html.escape(model)}", navigation(models, "../../"))
     context = Context(inputs, settings, run_settings, building)
-    body = "\n".join(section(context) for section in sections)
-    (building / "index.html").write_text(PAGE.format(body=body))
+    _page(building, overview, context, "", navigation(models, ""))
     shutil.rmtree(out, ignore_errors=True)
     building.rename(out)
     return out / "index.html"

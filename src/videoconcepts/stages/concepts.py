@@ -153,15 +153,28 @@ def write_concept_store(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", nargs="+", required=True, help="one store per layer")
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, required=True, help="CPU threads (torch, k-means)")
-    parser.add_argument("tubelets", nargs="+", help="tubelet stores of every shard")
+    parser.add_argument(
+        "tubelets",
+        nargs="+",
+        help="tubelet stores of every shard, layer by layer in --out's order",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
+    """Each --out layer in turn (one start-up for a group of layers)."""
+    per_layer, left = divmod(len(args.tubelets), len(args.out))
+    if left:
+        sys.exit(
+            f"videoconcepts concepts: error: {len(args.tubelets)} tubelet stores for "
+            f"{len(args.out)} layers: give every shard's store for each --out layer"
+        )
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):  # k-means' OpenMP threads
-        count = write_concept_store(args.tubelets, args.out, args.settings, args.device)
-    print(f"{count} concepts in {args.out}", file=sys.stderr)
+        for i, out in enumerate(args.out):
+            stores = args.tubelets[i * per_layer : (i + 1) * per_layer]
+            count = write_concept_store(stores, out, args.settings, args.device)
+            print(f"{count} concepts in {out}", file=sys.stderr)

@@ -10,14 +10,22 @@ import argparse
 import json
 import sys
 
-from videoconcepts.report import cris, curves, heads, validation
+from videoconcepts.report import cris, curves, heads, rosetta, validation
 from videoconcepts.report import run as run_section
 from videoconcepts.report.page import Inputs, ReportSettings, write_report
 from videoconcepts.runtime import named_paths, typed_json
 
 HELP = "the HTML report of a run"
 Settings = ReportSettings
-SECTIONS = [run_section.section, curves.section, cris.section, heads.section, validation.section]
+# The overview compares the models; each model's page has its own sections.
+OVERVIEW = [run_section.section, rosetta.section]
+PER_MODEL = [
+    run_section.model_section,
+    curves.section,
+    cris.section,
+    heads.section,
+    validation.section,
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     index = write_report(
         args.out,
-        SECTIONS,
+        OVERVIEW,
+        PER_MODEL,
         Inputs(named_paths(args.inputs)),
         args.settings,
         json.loads(args.run_settings),
