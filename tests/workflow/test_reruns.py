@@ -7,11 +7,10 @@ plans nothing).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import Plan, dry_run, write_config
+from helpers import Plan, dry_run, edited, write_config
 
 from videoconcepts.plan.sources import ROOT
 
@@ -155,14 +154,8 @@ def test_every_method_module_has_its_rerun_test():
 def test_edited_module_reruns_its_stage_and_downstream_only(module, finished_run):
     """An edit (content and mtime change; Snakemake ignores a bare mtime bump when the
     checksum it recorded still matches) plans exactly its stage and what follows."""
-    path = ROOT / module
-    source, before = path.read_bytes(), path.stat()
-    try:
-        path.write_bytes(source + b"\n# edited by test_reruns.py, restored right after\n")
+    with edited(ROOT / module):
         plan = dry_run(finished_run)
-    finally:
-        path.write_bytes(source)
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert plan.jobs == _with_total(MODULE_EDITS[module])
 
 

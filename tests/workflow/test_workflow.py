@@ -5,7 +5,6 @@ Reruns after changed settings or edited modules: test_reruns.py.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from helpers import (
     REPO,
     copy_run,
     dry_run,
+    edited,
     job_stats,
     messages,
     planned,
@@ -378,13 +378,7 @@ def test_a_second_model_runs_only_its_own_stages_and_rosetta_matches_it_to_its_c
     assert (report.parent / "models" / "copy" / "index.html").is_file()
     assert "Rosetta concepts" in report.read_text()
     # an edit to the Rosetta method reruns Rosetta and the report, nothing else
-    path = ROOT / "methods" / "rosetta.py"
-    source, before = path.read_bytes(), path.stat()
-    try:
-        path.write_bytes(source + b"\n# edited by test_workflow.py, restored right after\n")
+    with edited(ROOT / "methods" / "rosetta.py"):
         assert planned(run) == {"rosetta": 1, "report": 1, "all": 1, "total": 3}
-    finally:
-        path.write_bytes(source)
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     write_config(run, models={"demo": {"checkpoint": "demo"}})
     assert planned(run) == {}  # the first run's report is still there

@@ -61,6 +61,8 @@ validate(config, SCHEMA, set_default=True)
 RESULTS = config["results"]
 ENV = "../../envs/videoconcepts.yaml"
 DEMO = config["samples"] == "demo"
+# Each model's view of the config: its section as `model`, its stage overrides applied.
+MODEL_CONFIGS = model_configs(config)
 DEMO_DIR = f"{RESULTS}/demo_data/n{config['demo']['videos_per_event']}-seed{config['demo']['seed']}"
 
 
@@ -76,7 +78,7 @@ def _load_samples() -> pd.DataFrame:
             config["samples"],
             check_files=all(
                 view["decode"]["on_bad_video"] == "fail"
-                for view in model_configs(config).values()
+                for view in MODEL_CONFIGS.values()
             ),
         )
     except SampleSheetError as err:
@@ -178,7 +180,6 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     return m
 
 
-MODEL_CONFIGS = model_configs(config)
 MODELS = {}
 for _name, _view in MODEL_CONFIGS.items():
     try:
@@ -226,20 +227,20 @@ TAGS = {
 }
 
 
+def job_of(stage: str, wildcards) -> tuple:
+    """(model plan, tubelet method or None) of a job of ``stage``, by its tag wildcard."""
+    return TAGS[stage][getattr(wildcards, stage)]
+
+
 def model_of(stage: str):
-    """The model plan of a job of ``stage``, by its tag wildcard."""
-    return lambda wildcards: TAGS[stage][getattr(wildcards, stage)][0]
-
-
-def method_of(stage: str, wildcards) -> str:
-    return TAGS[stage][getattr(wildcards, stage)][1]
+    """The model plan of a job of ``stage``, as a function of the wildcards."""
+    return lambda wildcards: job_of(stage, wildcards)[0]
 
 
 wildcard_constraints:
     **{stage: "|".join(map(re.escape, tags)) for stage, tags in TAGS.items()},
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
     shard="[0-9]{3}",
-    layer="[0-9]{2}",
     cris_shard="[0-9]{3}",
     group="layers-[0-9]{2}(-[0-9]{2})?",
 
@@ -526,14 +527,9 @@ RUNTIME_ARGS = (
 )
 
 
-def tubelet_job(wildcards) -> tuple:
-    """(model, method) of a tubelets job."""
-    return TAGS["tubelets"][wildcards.tubelets]
-
-
 def tubelet_match(wildcards) -> list[str]:
     """Matched random crops take the counts of the SLIC tubelets of the same shard."""
-    m, method = tubelet_job(wildcards)
+    m, method = job_of("tubelets", wildcards)
     matched = m.proposals[method].get("matched_to")
     return [tubelet_dir(m, "slic", wildcards.shard)] if matched else []
 

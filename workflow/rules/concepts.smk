@@ -2,7 +2,7 @@ rule concepts:
     """Convex NMF concepts per head of a group of layers (a store per layer), across the
     tubelets of every video."""
     input:
-        tubelets=lambda wc: tubelet_dirs(*TAGS["concepts"][wc.concepts]),
+        tubelets=lambda wc: tubelet_dirs(*job_of("concepts", wc)),
         code=code("concepts"),
     output:
         directory(f"{RESULTS}/concepts/{{concepts}}/{{group}}"),

@@ -3,7 +3,7 @@ rule tubelets:
     shard: a folder with one store per layer, one job per shard (start-up paid once,
     shards parallel)."""
     input:
-        features=lambda wc: feature_store(tubelet_job(wc)[0], wc.shard),
+        features=lambda wc: feature_store(model_of("tubelets")(wc), wc.shard),
         match=tubelet_match,
         code=code("tubelets"),
     output:
@@ -18,17 +18,19 @@ rule tubelets:
         mem_mb=2000,
         runtime=60,
     params:
-        settings=lambda wc: json.dumps(tubelet_job(wc)[0].proposals[tubelet_job(wc)[1]]),
-        layers=lambda wc: " ".join(str(layer) for layer in tubelet_job(wc)[0].layers),
+        settings=lambda wc: json.dumps(
+            model_of("tubelets")(wc).proposals[job_of("tubelets", wc)[1]]
+        ),
+        layers=lambda wc: " ".join(map(str, model_of("tubelets")(wc).layers)),
         out=lambda wc, output: [
             f"{output[0]}/layer-{layer:02d}.zarr"
-            for layer in tubelet_job(wc)[0].layers
+            for layer in model_of("tubelets")(wc).layers
         ],
         match=lambda wc, input: (
             "--match "
             + " ".join(
                 f"'{input.match[0]}/layer-{layer:02d}.zarr'"
-                for layer in tubelet_job(wc)[0].layers
+                for layer in model_of("tubelets")(wc).layers
             )
             if input.match
             else ""

@@ -65,13 +65,22 @@ def _score(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
     return np.divide(iou.sum(-1), n, out=np.zeros(n.shape), where=n > 0)
 
 
+def _packed_score(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """:func:`_score` of bit-packed intersections and unions (..., videos, bytes)."""
+    return _score(np.bitwise_count(inter).sum(-1), np.bitwise_count(union).sum(-1))
+
+
+def _per_video(supports: Supports) -> np.ndarray:
+    """(videos, concepts, voxels) float32 masks, for one matrix product per video."""
+    return np.unpackbits(supports.packed, axis=-1).transpose(1, 0, 2).astype(np.float32)
+
+
 def pair_scores(a: Supports, b: Supports) -> np.ndarray:
     """R-scores of every pair (a concept, b concept): (len(a), len(b)).
 
     Intersections per video are one matrix product of the unpacked masks.
     """
-    unpack = lambda s: np.unpackbits(s.packed, axis=-1).transpose(1, 0, 2).astype(np.float32)  # noqa: E731
-    inter = np.matmul(unpack(a), unpack(b).transpose(0, 2, 1)).transpose(1, 2, 0)
+    inter = np.matmul(_per_video(a), _per_video(b).transpose(0, 2, 1)).transpose(1, 2, 0)
     union = a.counts[:, None, :] + b.counts[None, :, :] - inter
     return _score(inter, union)
 
@@ -95,7 +104,7 @@ def _extend(tuples: Tuples, model: int, new: Supports, allowed: np.ndarray, delt
     rows, cols = np.nonzero(allowed)
     inter = tuples.inter[rows] & new.packed[cols]
     union = tuples.union[rows] | new.packed[cols]
-    scores = _score(np.bitwise_count(inter).sum(-1), np.bitwise_count(union).sum(-1))
+    scores = _packed_score(inter, union)
     keep = scores >= delta
     concepts = np.concatenate([tuples.concepts[rows], cols[:, None]], axis=1)[keep]
     return Tuples((*tuples.models, model), concepts, scores[keep], inter[keep], union[keep])
@@ -145,13 +154,9 @@ def all_tuple_scores(supports: Sequence[Supports]) -> np.ndarray:
     sizes = [len(s) for s in head]
     out = np.empty((int(np.prod(sizes, dtype=np.int64)), len(last)))
     for row, combo in enumerate(itertools.product(*[range(n) for n in sizes])):
-        inter = union = None
-        for s, c in zip(head, combo, strict=True):
-            inter = s.packed[c] if inter is None else inter & s.packed[c]
-            union = s.packed[c] if union is None else union | s.packed[c]
-        i = np.bitwise_count(inter[None] & last.packed).sum(-1)
-        u = np.bitwise_count(union[None] | last.packed).sum(-1)
-        out[row] = _score(i, u)
+        parts = [s.packed[c] for s, c in zip(head, combo, strict=True)]
+        inter, union = np.bitwise_and.reduce(parts), np.bitwise_or.reduce(parts)
+        out[row] = _packed_score(inter[None] & last.packed, union[None] | last.packed)
     return out.reshape(-1)
 
 
@@ -163,14 +168,11 @@ def mean_tuple_score(
     total = int(np.prod([len(s) for s in supports], dtype=np.int64))
     if total <= max_exact:
         return float(all_tuple_scores(supports).mean())
-    picks = [rng.integers(len(s), size=max_exact) for s in supports]
-    inter = np.bitwise_and.reduce([s.packed[p] for s, p in zip(supports, picks, strict=True)])
-    union = np.bitwise_or.reduce([s.packed[p] for s, p in zip(supports, picks, strict=True)])
-    return float(_score(np.bitwise_count(inter).sum(-1), np.bitwise_count(union).sum(-1)).mean())
+    picks = np.stack([rng.integers(len(s), size=max_exact) for s in supports], axis=1)
+    return float(tuple_scores(supports, range(len(supports)), picks).mean())
 
 
 def tuple_scores(supports: Sequence[Supports], models: Sequence[int], concepts: np.ndarray):
     """R-scores of given tuples (rows of ``concepts``, one column per model in ``models``)."""
     parts = [supports[m].packed[concepts[:, k]] for k, m in enumerate(models)]
-    inter, union = np.bitwise_and.reduce(parts), np.bitwise_or.reduce(parts)
-    return _score(np.bitwise_count(inter).sum(-1), np.bitwise_count(union).sum(-1))
+    return _packed_score(np.bitwise_and.reduce(parts), np.bitwise_or.reduce(parts))

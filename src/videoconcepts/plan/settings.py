@@ -195,10 +195,13 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 # - CRIS masks: the paper's 4,000. The demo's 128 keep its fidelity (CRIS areas 0.225 /
 #   0.888 against 0.219 / 0.883 at 192) at a less settled ranking (split-half Spearman
 #   0.37 against 0.46); see docs/ARCHITECTURE.md, "Choosing the defaults".
-# - Head-CRIS masks: about 7 per head for a ViT-B's 144 heads, 8 per head for the demo's 16.
+# - Head-CRIS masks: about 7 per head for a ViT-B's 144 heads, 4 per head for the demo's 16
+#   (64: with three demo models the demo stays within 3 minutes).
 # - Curve steps: 10 for the demo (its areas moved by 0.01 at most against 20).
 # - Threads: one-thread model jobs ran the demo in 1 min 53 s, two-thread ones in 2 min
 #   17 s: they run beside the single-threaded tubelet and concept jobs.
+# - Job layout: the demo's 18 videos in one feature shard, and every layer of a demo
+#   model in one concepts job (64 is more than it has): a start-up outweighs their work.
 BY_MODEL: dict[tuple[str, str], dict[str, int]] = {
     ("cris", "num_masks"): {"demo": 128, "default": 4000},
     ("heads", "num_masks"): {"demo": 64, "default": 1024},

@@ -1,6 +1,6 @@
 """The report pages: the run's sections assembled into one self-contained HTML folder.
 
-``index.html``, the overview that compares the run's models, and ``<model>/index.html``
+``index.html``, the overview that compares the run's models, and ``models/<model>/index.html``
 for each model, each page with its ``figures/*.png`` (matplotlib, colour-blind-safe
 Okabe-Ito and cividis colours) and ``clips/*.webp``. Nothing is recomputed: every
 section reads what earlier stages wrote, named by the stage output it is

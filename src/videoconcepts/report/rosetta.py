@@ -50,22 +50,21 @@ def tuple_clip(
     path: Path,
 ) -> list[str]:
     """One animated WebP: a row per model of the tuple, its concept highlighted in the
-    same videos (those where the models' supports overlap most); returns the video ids."""
+    same videos (those where every member covers most tokens: the smallest member's share
+    first); returns the video ids."""
     members = [name for name in models if not pd.isna(row.get(f"{name}_layer"))]
     shared = sorted(set.intersection(*(set(models[n][0].video_ids) for n in members)))
-
-    def mask(name: str, video_id: str) -> np.ndarray:
+    masks = {}  # (member, video id) -> its concept's token mask, each read once
+    for name in members:
         units, _ = models[name]
-        v = units.video_ids.index(video_id)
         layer = units.layers.index(int(row[f"{name}_layer"]))
-        return units.store["unit_tokens"][v][layer, int(row[f"{name}_head"])] == int(
-            row[f"{name}_unit"]
-        )
+        head, unit = int(row[f"{name}_head"]), int(row[f"{name}_unit"])
+        for video_id in shared:
+            tokens = units.store["unit_tokens"][units.video_ids.index(video_id), layer, head]
+            masks[name, video_id] = tokens == unit
 
-    # videos where every member appears, most tokens first
     def coverage(video_id: str) -> float:
-        sizes = [mask(n, video_id).mean() for n in members]
-        return min(sizes)
+        return min(masks[name, video_id].mean() for name in members)
 
     videos = sorted(shared, key=coverage, reverse=True)[: settings.videos_per_concept]
     rows = []
@@ -74,7 +73,7 @@ def tuple_clip(
         panels = []
         for video_id in videos:
             frames = clips.frames(units.video_ids.index(video_id))
-            panel = resize_frames(highlight(frames, mask(name, video_id)), settings.clip_height)
+            panel = resize_frames(highlight(frames, masks[name, video_id]), settings.clip_height)
             panels += [panel, np.full((*panel.shape[:2], 4, 3), 255, np.uint8)]
         rows.append(np.concatenate(panels[:-1], axis=2))
     length = max(len(r) for r in rows)

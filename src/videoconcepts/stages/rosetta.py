@@ -129,8 +129,7 @@ def tuple_table(models: Sequence[Model], found: Sequence[Tuples], null_mean) -> 
 def layer_links(models: Sequence[Model], table: pd.DataFrame) -> pd.DataFrame:
     """How many Rosetta tuples link each pair of layers of two models (Figure 4.7)."""
     counts: dict[tuple, int] = {}
-    for row in table.itertuples(index=False):
-        row = row._asdict()
+    for row in table.to_dict("records"):  # by column name: a model's may have a "-"
         members = [m.name for m in models if not pd.isna(row[f"{m.name}_layer"])]
         for i, a in enumerate(members):
             for b in members[i + 1 :]:
