@@ -81,7 +81,7 @@ def tiny_config(**overrides) -> dict:
     config["features"]["videos_per_job"] = 4
     config["features"]["layers"] = [1, 3]
     config["concepts"]["max_iter"] = 500
-    config["cris"].update(num_masks=16)
+    config["cris"].update(num_masks=16, shards=2)  # two CRIS jobs, as on a cluster
     config["masking"].update(masks_per_batch=4)
     config["curves"].update(steps=4, random_orders=1)
     config["heads"].update(num_masks=8, pruning_steps=4)

@@ -162,7 +162,13 @@ def test_heads_rank_and_prune_by_removing_whatever_the_configured_mode():
 def test_null_model_dependent_settings_come_from_the_model_and_given_ones_win():
     config = {
         "model": {"checkpoint": "demo"},
-        "cris": {"num_masks": None, "mask_ratio": 0.5, "seed": 0, "stop_when_stable": None},
+        "cris": {
+            "num_masks": None,
+            "mask_ratio": 0.5,
+            "seed": 0,
+            "stop_when_stable": None,
+            "shards": None,
+        },
         "heads": {"num_masks": None},
         "curves": {"steps": None, "random_orders": 3, "seed": 0},
         "masking": {"threads": None},
@@ -173,16 +179,19 @@ def test_null_model_dependent_settings_come_from_the_model_and_given_ones_win():
         resolve_heads(config)["num_masks"],
         resolve_curves(config)["steps"],
         for_model(config, "masking", "threads"),
+        for_model(config, "cris", "shards"),
     )
     keys = [
         ("cris", "num_masks"),
         ("heads", "num_masks"),
         ("curves", "steps"),
         ("masking", "threads"),
+        ("cris", "shards"),
     ]
-    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (128, 64, 10, 1)
+    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (128, 48, 8, 1, 1)
     config["model"]["checkpoint"] = "MCG-NJU/videomae-base-finetuned-kinetics"
-    assert resolved() == tuple(BY_MODEL[key]["default"] for key in keys) == (4000, 1024, 20, 2)
+    assert resolved() == tuple(BY_MODEL[key]["default"] for key in keys) == (4000, 1024, 20, 2, 2)
     config["cris"]["num_masks"], config["heads"]["num_masks"] = 64, 32
     config["curves"]["steps"], config["masking"]["threads"] = 5, 3
-    assert resolved() == (64, 32, 5, 3)
+    config["cris"]["shards"] = 4
+    assert resolved() == (64, 32, 5, 3, 4)

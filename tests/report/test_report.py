@@ -8,9 +8,9 @@ import pytest
 from helpers import defaults
 
 from videoconcepts.report.cris import highlight
-from videoconcepts.report.page import Inputs, Markup, ReportSettings, table, write_report
+from videoconcepts.report.page import Analysis, Inputs, Markup, ReportSettings, table, write_report
 from videoconcepts.report.run import stage_times
-from videoconcepts.stages.report import OVERVIEW, PER_MODEL
+from videoconcepts.stages.report import ANALYSES, OVERVIEW, PER_MODEL
 from videoconcepts.stores.base import IncompleteStoreError
 
 
@@ -75,8 +75,42 @@ def test_a_failed_report_leaves_no_folder_that_looks_finished(tmp_path):
             out,
             OVERVIEW,
             PER_MODEL,
+            ANALYSES,
             inputs,
             ReportSettings(**defaults("report")),
             {"models": {"demo": {}}},
         )
     assert not out.exists()
+
+
+def test_an_analysis_gets_a_page_a_card_and_a_link_only_when_it_ran(tmp_path):
+    def shown(context):
+        (context.out / "figures" / "x.png").write_bytes(b"png")
+        return "<h2>shown page</h2>"
+
+    analyses = [
+        Analysis("shown", "Shown analysis", shown, lambda context: "<p>shown card</p>"),
+        Analysis("absent", "Absent analysis", lambda context: "", lambda context: "never"),
+    ]
+    inputs = Inputs({"a:units": ["u"], "b:units": ["v"]})
+    index = write_report(
+        tmp_path / "report",
+        [lambda context: "<h2>models</h2>", lambda context: "<h2>run</h2>"],
+        [lambda context: f"<p>{context.run_settings['name']}</p>"],
+        analyses,
+        inputs,
+        ReportSettings(**defaults("report")),
+        {"models": {"a": {"name": "model a"}, "b": {"name": "model b"}}},
+    )
+    root = index.parent
+    overview = index.read_text()
+    # the card sits between the first overview section and the others
+    assert overview.index("models</h2>") < overview.index("shown card") < overview.index("run</h2>")
+    assert "never" not in overview and "Absent analysis" not in overview
+    assert (root / "analyses" / "shown" / "figures" / "x.png").is_file()
+    assert not (root / "analyses" / "absent").exists()
+    for page, back in [("analyses/shown", "../../"), ("models/a", "../../"), (".", "")]:
+        text = (root / page / "index.html").read_text()
+        assert f'href="{back}analyses/shown/index.html"' in text
+        assert f'href="{back}models/b/index.html"' in text
+    assert "model a" in (root / "models" / "a" / "index.html").read_text()

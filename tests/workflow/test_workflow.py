@@ -267,17 +267,26 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# What the browser reads off each page: its images (lazy ones made eager first, so every
+# one is fetched), its navigation links and its tables' visible first cells.
+PAGE_FACTS = """() => ({
+  images: Array.from(document.images).map(i =>
+    [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight]),
+  links: Array.from(document.querySelectorAll('nav a')).map(a => a.href),
+})"""
+VISIBLE = """(table) => Array.from(document.querySelectorAll(table + ' tbody tr'))
+  .filter(r => r.style.display !== 'none').map(r => r.children[0].textContent)"""
 
 
-def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path):
+def browse_report(index: Path, shots: Path) -> dict[str, dict]:
+    """Open every page the overview's navigation bar reaches in headless Chromium; each
+    page's facts by its path below the report folder. Console errors, failed requests
+    and requests off the disk fail the test; a screenshot of each page goes to ``shots``."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; CI does)")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    index = next(finished_run.glob("results/report/run-*/index.html"))
-    size = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file())
-    assert size < 50e6
-    problems, requests = [], []
+    problems, requests, pages = [], [], {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
@@ -286,38 +295,83 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
             page.on("pageerror", lambda err: problems.append(str(err)))
             page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
             page.on("request", lambda r: requests.append(r.url))
-            images = {}
-            for url in (index, index.parent / "models" / "demo" / "index.html"):
+            pending = [index]
+            while pending:
+                url = pending.pop(0)
+                name = url.relative_to(index.parent).as_posix()
+                if name in pages:
+                    continue
                 page.goto(url.as_uri(), wait_until="load")
-                images[url.parent.name] = page.evaluate(
-                    "() => Array.from(document.images).map(i => "
-                    "[i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
+                page.evaluate(
+                    "() => document.querySelectorAll('img').forEach(i => i.loading = 'eager')"
                 )
-                links = page.evaluate(
-                    "() => Array.from(document.querySelectorAll('nav a')).map(a => a.href)"
-                )
-                page.screenshot(path=tmp_path / f"report-{url.parent.name}.png", full_page=True)
-                assert links and all(Path(link.removeprefix("file://")).is_file() for link in links)
-            page.select_option("#layer", "3")
-            rows = page.evaluate(
-                "() => Array.from(document.querySelectorAll('#concepts tbody tr'))"
-                ".filter(r => r.style.display !== 'none').map(r => r.children[1].textContent)"
-            )
-            page.screenshot(path=tmp_path / "report-layer3.png")
+                page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+                pages[name] = page.evaluate(PAGE_FACTS)
+                page.screenshot(path=shots / f"report-{name.replace('/', '-')}.png", full_page=True)
+                for link in pages[name]["links"]:
+                    target = Path(link.removeprefix("file://"))
+                    assert target.is_file(), f"{name}: broken link {link}"
+                    pending.append(target)
+                if page.locator("#concepts").count():
+                    pages[name]["concepts"] = concept_table_clicks(page, shots)
         finally:
             browser.close()
     assert problems == []
     assert all(url.startswith("file://") for url in requests), "the report must not use the network"
-    assert [src for src, *_ in images[index.parent.name]] == ["figures/models.png"]
-    sources = [src for src, *_ in images["demo"]]
+    broken = [
+        (name, src)
+        for name, facts in pages.items()
+        for src, complete, width, height in facts["images"]
+        if not (complete and width > 0 and height > 0)
+    ]
+    assert broken == []
+    return pages
+
+
+def concept_table_clicks(page, shots: Path) -> dict[str, list[str]]:
+    """The concept table's first column (rank) as shown: the first page, the next page,
+    after sorting by rank twice (descending), and filtered to layer 3."""
+    shown = {"first": page.evaluate(VISIBLE, "#concepts")}
+    page.locator("button.next").first.click()
+    shown["next"] = page.evaluate(VISIBLE, "#concepts")
+    rank = page.locator("#concepts th", has_text="rank").first
+    rank.click()
+    rank.click()
+    shown["descending"] = page.evaluate(VISIBLE, "#concepts")
+    page.select_option("select[data-column=layer]", "3")
+    shown["layer 3"] = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#concepts tbody tr'))"
+        ".filter(r => r.style.display !== 'none').map(r => r.children[1].textContent)"
+    )
+    page.screenshot(path=shots / "report-layer3.png")
+    return shown
+
+
+def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path):
+    index = next(finished_run.glob("results/report/run-*/index.html"))
+    size = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file())
+    assert size < 50e6
+    pages = browse_report(index, tmp_path)
+    assert set(pages) == {"index.html", "models/demo/index.html"}  # no analysis: one model
+    overview = [src for src, *_ in pages["index.html"]["images"]]
+    assert "figures/models.png" in overview
+    assert [s for s in overview if s.startswith("models/demo/clips/")]  # the model's card
+    sources = [src for src, *_ in pages["models/demo/index.html"]["images"]]
     assert sum(s.startswith("clips/") for s in sources) >= 5
     assert {"figures/attribution_curves.png", "figures/pruning_curve.png"} <= set(sources)
     assert {"figures/head_importance.png", "figures/layer_importance.png"} <= set(sources)
-    every = [image for shown in images.values() for image in shown]
-    broken = [(src, ok, w, h) for src, ok, w, h in every if not (ok and w > 0 and h > 0)]
-    assert broken == []
-    assert rows and set(rows) == {"3"}  # the layer filter works
-    assert (tmp_path / "report-demo.png").stat().st_size > 0
+    shown = pages["models/demo/index.html"]["concepts"]
+    concepts = len(
+        pd.read_csv(
+            next(finished_run.glob("results/cris_gather/*/*/concept_importance.tsv")), sep="\t"
+        )
+    )
+    assert concepts > 25  # more than a page
+    assert shown["first"] == [str(r) for r in range(1, 26)]  # one page of 25, by rank
+    assert shown["next"] == [str(r) for r in range(26, min(concepts, 50) + 1)]
+    assert shown["descending"] == [str(r) for r in range(concepts, concepts - 25, -1)]
+    assert shown["layer 3"] and set(shown["layer 3"]) == {"3"}  # the layer filter works
+    assert (tmp_path / "report-models-demo-index.html.png").stat().st_size > 0
 
 
 def test_snakemake_report_includes_the_outputs(finished_run, tmp_path):
@@ -376,7 +430,12 @@ def test_a_second_model_runs_only_its_own_stages_and_rosetta_matches_it_to_its_c
     assert summary["tuples"].iloc[0] >= candidates
     report = next(run.glob("results/report/run-*/index.html"))
     assert (report.parent / "models" / "copy" / "index.html").is_file()
-    assert "Rosetta concepts" in report.read_text()
+    assert "Rosetta concepts" in report.read_text()  # its card on the overview
+    if shutil.which("chromium"):
+        pages = browse_report(report, tmp_path)
+        assert "analyses/rosetta/index.html" in pages and "models/copy/index.html" in pages
+        clips = [s for s, *_ in pages["analyses/rosetta/index.html"]["images"]]
+        assert any(s.startswith("clips/rosetta-") for s in clips)
     # an edit to the Rosetta method reruns Rosetta and the report, nothing else
     with edited(ROOT / "methods" / "rosetta.py"):
         assert planned(run) == {"rosetta": 1, "report": 1, "all": 1, "total": 3}

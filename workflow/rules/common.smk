@@ -162,7 +162,7 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     m.heads = resolve_heads(view)
     # Heads are always ranked and pruned by removing them, whatever the concepts' mode.
     m.head_masking = resolve_head_masking(m.masking)
-    m.cris_shards = view["cris"]["shards"]
+    m.cris_shards = for_model(view, "cris", "shards")
     # CRIS shard contents depend on the shard count and the masks per batch, so both name
     # the folder. The gathered tables do not, but named so too, switching the layout back
     # finds them instead of rerunning the gather, the curves and the report.

@@ -19,11 +19,12 @@ rule curves:
         log_path("curves", "{curves}"),
     benchmark:
         benchmark_path("curves", "{curves}")
+    # A model's last job, before any other ready one: each model's curves run while the
+    # next model's jobs do (at two threads they waited for one another at the end).
+    priority: 2
     conda:
         ENV
-    # The last model job, after CRIS is gathered, and often alone: two threads whatever
-    # masking.threads says.
-    threads: 2
+    threads: masking_threads("curves")
     resources:
         **masking_resources("curves"),
         runtime=120,

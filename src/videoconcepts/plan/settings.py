@@ -204,8 +204,9 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 #   model in one concepts job (64 is more than it has): a start-up outweighs their work.
 BY_MODEL: dict[tuple[str, str], dict[str, int]] = {
     ("cris", "num_masks"): {"demo": 128, "default": 4000},
-    ("heads", "num_masks"): {"demo": 64, "default": 1024},
-    ("curves", "steps"): {"demo": 10, "default": 20},
+    ("cris", "shards"): {"demo": 1, "default": 2},
+    ("heads", "num_masks"): {"demo": 48, "default": 1024},
+    ("curves", "steps"): {"demo": 8, "default": 20},
     ("features", "threads"): {"demo": 1, "default": 2},
     ("masking", "threads"): {"demo": 1, "default": 2},
     ("features", "videos_per_job"): {"demo": 32, "default": 16},

@@ -1,11 +1,14 @@
 """The report pages: the run's sections assembled into one self-contained HTML folder.
 
-``index.html``, the overview that compares the run's models, and ``models/<model>/index.html``
-for each model, each page with its ``figures/*.png`` (matplotlib, colour-blind-safe
-Okabe-Ito and cividis colours) and ``clips/*.webp``. Nothing is recomputed: every
-section reads what earlier stages wrote, named by the stage output it is
-(:class:`Inputs`, ``MODEL:NAME`` for a model's), so a new stage adds a section module
-and its line in the report stage's section lists, and widens no signature.
+``index.html``, the overview that compares the run's models and has a card per analysis;
+``models/<model>/index.html`` for each model; ``analyses/<name>/index.html`` for each
+analysis that ran (Rosetta, ...). Each page has its ``figures/*.png`` (matplotlib,
+colour-blind-safe Okabe-Ito and cividis colours) and ``clips/*.webp``, the same
+navigation bar, and inline script only: tables sort, filter and page in the browser,
+with no network. Nothing is recomputed: every section reads what earlier stages wrote,
+named by the stage output it is (:class:`Inputs`, ``MODEL:NAME`` for a model's), so a new
+analysis adds a section module and its :class:`Analysis` line in the report stage, and
+touches no other section.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+# Decoded clips a section keeps while drawing: each video appears in many clips (about
+# 150 MB at 16 x 224 x 224).
+CLIP_CACHE = 64
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]
 
 
@@ -80,6 +86,18 @@ class Context:
 Section = Callable[[Context], str]
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """An analysis's page and its card on the overview. ``page`` returns "" when the
+    run did not compute it (no page, no card, no link); ``card`` runs after the page, on
+    the overview's context, and may show the page's figures (:func:`analysis_page`)."""
+
+    name: str
+    title: str
+    page: Section
+    card: Section
+
+
 # --- figures and tables ------------------------------------------------------------------
 def axes(width: float, height: float):
     """A figure and its axes without pyplot (no global state, no GUI backend)."""
@@ -111,7 +129,8 @@ def table(frame: pd.DataFrame, table_id: str = "", floats: str = "{:.4g}") -> st
                 cells.append(f"<td>{html.escape(str(value))}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     ident = f' id="{table_id}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    body = "".join(rows)
+    return f'<table class="data"{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 PAGE = """<!doctype html>
@@ -129,41 +148,118 @@ img {{ max-width: 100%; }}
 pre {{ background: #f6f6f6; padding: .5em; overflow-x: auto; font-size: 12px; }}
 .note {{ color: #555; font-size: 14px; }}
 nav {{ margin: -.5em 0 1em; }} nav a {{ margin-right: 1em; }}
+th[data-sort] {{ cursor: pointer; }} th[aria-sort=ascending]::after {{ content: " \\25B2"; }}
+th[aria-sort=descending]::after {{ content: " \\25BC"; }}
+.cards {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+.card {{ border: 1px solid #ccc; border-radius: 6px; padding: .5em 1em; width: 320px; }}
+.card h3 {{ margin: .3em 0; }} .card img {{ max-width: 100%; }}
 </style></head><body>
 <h1>videoconcepts report{title}</h1>
 <nav>{nav}</nav>
 {body}
 <script>
-function filterConcepts() {{
-  const layer = document.getElementById('layer').value;
-  const head = document.getElementById('head').value;
-  const text = document.getElementById('search').value.toLowerCase();
-  let shown = 0;
-  for (const row of document.querySelectorAll('#concepts tbody tr')) {{
-    const c = row.children;
-    const ok = (layer === '' || c[1].textContent === layer) &&
-               (head === '' || c[2].textContent === head) &&
-               (text === '' || row.textContent.toLowerCase().includes(text));
-    row.style.display = ok ? '' : 'none';
-    if (ok) shown += 1;
-  }}
-  document.getElementById('shown').textContent = shown;
+// Every table.data sorts by the column whose header is clicked (numbers as numbers).
+// Tables longer than a page, or with layer and head columns, get a text filter, layer
+// and head menus and a pager: only one page of rows is ever displayed.
+const PAGE_ROWS = 25;
+function cellKey(cell) {{
+  const text = cell.textContent.trim();
+  const number = Number(text);
+  return text !== '' && !Number.isNaN(number) ? [0, number] : [1, text.toLowerCase()];
 }}
-if (document.getElementById('concepts')) {{
-  for (const id of ['layer', 'head', 'search']) {{
-    document.getElementById(id).addEventListener('input', filterConcepts);
-  }}
-  filterConcepts();
+function compareKeys(a, b) {{
+  if (a[0] !== b[0]) return a[0] - b[0];
+  return a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
 }}
+function enhance(table) {{
+  const body = table.tBodies[0];
+  const rows = Array.from(body.rows);
+  const names = Array.from(table.tHead.rows[0].cells).map(c => c.textContent.trim());
+  const menus = ['layer', 'head'].filter(n => names.includes(n));
+  const state = {{ page: 0, column: -1, ascending: true }};
+  const bar = document.createElement('div');
+  bar.className = 'filters';
+  const paged = rows.length > PAGE_ROWS || menus.length === 2;
+  let search = null, info = null, prev = null, next = null;
+  const selects = {{}};
+  if (paged) {{
+    search = document.createElement('input');
+    search.type = 'search';
+    search.placeholder = 'filter: text in the row';
+    search.className = 'search';
+    bar.append(search);
+    for (const name of menus) {{
+      const column = names.indexOf(name);
+      const values = [...new Set(rows.map(r => r.cells[column].textContent.trim()))];
+      values.sort((a, b) => compareKeys(cellKey({{textContent: a}}), cellKey({{textContent: b}})));
+      const select = document.createElement('select');
+      select.dataset.column = name;
+      select.add(new Option('all', ''));
+      for (const v of values) select.add(new Option(v, v));
+      const label = document.createElement('label');
+      label.append(name + ' ', select);
+      bar.append(' ', label);
+      selects[name] = [column, select];
+    }}
+    prev = document.createElement('button');
+    prev.textContent = 'previous';
+    prev.className = 'previous';
+    next = document.createElement('button');
+    next.textContent = 'next';
+    next.className = 'next';
+    info = document.createElement('span');
+    info.className = 'note shown';
+    bar.append(' ', prev, ' ', next, ' ', info);
+    table.before(bar);
+    const reset = () => {{ state.page = 0; render(); }};
+    search.addEventListener('input', reset);
+    for (const [, select] of Object.values(selects)) select.addEventListener('input', reset);
+    prev.addEventListener('click', () => {{ state.page -= 1; render(); }});
+    next.addEventListener('click', () => {{ state.page += 1; render(); }});
+  }}
+  function render() {{
+    const text = search ? search.value.toLowerCase() : '';
+    const kept = rows.filter(r =>
+      (text === '' || r.textContent.toLowerCase().includes(text)) &&
+      Object.values(selects).every(([c, s]) => s.value === '' ||
+                                   r.cells[c].textContent.trim() === s.value));
+    if (state.column >= 0) {{
+      const sign = state.ascending ? 1 : -1;
+      kept.sort((a, b) => sign * compareKeys(cellKey(a.cells[state.column]),
+                                             cellKey(b.cells[state.column])));
+    }}
+    const size = paged ? PAGE_ROWS : rows.length;
+    const pages = Math.max(1, Math.ceil(kept.length / size));
+    state.page = Math.min(Math.max(state.page, 0), pages - 1);
+    const first = state.page * size;
+    const shown = new Set(kept.slice(first, first + size));
+    for (const r of rows) r.style.display = 'none';
+    for (const r of kept) {{ body.append(r); if (shown.has(r)) r.style.display = ''; }}
+    if (paged) {{
+      info.textContent = kept.length === 0 ? `0 of ${{rows.length}} rows` :
+        `rows ${{first + 1}}-${{first + shown.size}} of ${{kept.length}}` +
+        (kept.length < rows.length ? ` (filtered from ${{rows.length}})` : '');
+      prev.disabled = state.page === 0;
+      next.disabled = state.page >= pages - 1;
+    }}
+  }}
+  Array.from(table.tHead.rows[0].cells).forEach((th, column) => {{
+    th.dataset.sort = '';
+    th.addEventListener('click', () => {{
+      state.ascending = state.column === column ? !state.ascending : true;
+      state.column = column;
+      state.page = 0;
+      for (const other of table.tHead.rows[0].cells) other.removeAttribute('aria-sort');
+      th.setAttribute('aria-sort', state.ascending ? 'ascending' : 'descending');
+      render();
+    }});
+  }});
+  render();
+}}
+document.querySelectorAll('table.data').forEach(enhance);
 </script>
 </body></html>
 """
-
-
-def options(values: Sequence[int]) -> str:
-    return '<option value="">all</option>' + "".join(
-        f'<option value="{v}">{v}</option>' for v in values
-    )
 
 
 def model_page(model: str) -> str:
@@ -172,30 +268,46 @@ def model_page(model: str) -> str:
     return f"models/{html.escape(model)}/index.html"
 
 
-def navigation(models: Sequence[str], root: str) -> str:
-    """Links to the overview and every model's page, from a page ``root`` below the top."""
+def analysis_folder(name: str) -> str:
+    """An analysis's folder, relative to the overview."""
+    return f"analyses/{name}"
+
+
+def analysis_page(name: str) -> str:
+    return f"{analysis_folder(name)}/index.html"
+
+
+def navigation(models: Sequence[str], analyses: Sequence[Analysis], root: str) -> str:
+    """Links to the overview, every model's page and every analysis's page, from a page
+    ``root`` below the top."""
     links = [f'<a href="{root}index.html">overview</a>']
     links += [f'<a href="{root}{model_page(m)}">{html.escape(m)}</a>' for m in models]
+    links += [
+        f'<a href="{root}{analysis_page(a.name)}">{html.escape(a.title)}</a>' for a in analyses
+    ]
     return " ".join(links)
 
 
-def _page(folder: Path, sections: Sequence[Section], context: Context, title: str, nav: str):
+def _render(folder: Path, sections: Sequence[Section], context: Context) -> str:
     (folder / "figures").mkdir(parents=True)
     (folder / "clips").mkdir()
-    body = "\n".join(section(context) for section in sections)
-    (folder / "index.html").write_text(PAGE.format(body=body, title=title, nav=nav))
+    return "\n".join(section(context) for section in sections)
 
 
 def write_report(
     out: str | Path,
     overview: Sequence[Section],
     per_model: Sequence[Section],
+    analyses: Sequence[Analysis],
     inputs: Inputs,
     settings: ReportSettings,
     run_settings: dict,
 ) -> Path:
-    """Write ``out/index.html`` (the ``overview`` sections) and ``out/models/<model>/index.html``
-    (the ``per_model`` sections on that model's inputs and settings); return the index.
+    """Write ``out/index.html`` (the first ``overview`` section, a card per analysis, the
+    other overview sections),
+    ``out/models/<model>/index.html`` (the ``per_model`` sections on that model's inputs and
+    settings) and ``out/analyses/<name>/index.html`` for each analysis the run computed;
+    return the index.
 
     The folder is built as a hidden sibling and renamed into place when complete, so a
     killed job never leaves a report that looks finished.
@@ -204,12 +316,35 @@ def write_report(
     building = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(building, ignore_errors=True)
     models = inputs.models
+    pages = {}  # folder -> (title, body, root)
     for model in models:
         folder = building / "models" / model
         context = Context(inputs.of_model(model), settings, run_settings["models"][model], folder)
-        _page(folder, per_model, context, f": {html.escape(model)}", navigation(models, "../../"))
+        pages[folder] = (f": {html.escape(model)}", _render(folder, per_model, context), "../../")
+    present = []
+    for analysis in analyses:
+        folder = building / analysis_folder(analysis.name)
+        body = _render(folder, [analysis.page], Context(inputs, settings, run_settings, folder))
+        if body:
+            present.append(analysis)
+            pages[folder] = (f": {html.escape(analysis.title)}", body, "../../")
+        else:
+            shutil.rmtree(folder)
     context = Context(inputs, settings, run_settings, building)
-    _page(building, overview, context, "", navigation(models, ""))
+    first, *rest = overview
+    body = _render(building, [first], context)
+    if present:
+        cards = "".join(
+            f'<div class="card"><h3><a href="{analysis_page(a.name)}">{html.escape(a.title)}'
+            f"</a></h3>{a.card(context)}</div>"
+            for a in present
+        )
+        body += f'\n<h2>Analyses</h2>\n<div class="cards">{cards}</div>'
+    body += "\n".join(section(context) for section in rest)
+    pages[building] = ("", body, "")
+    for folder, (title, body, root) in pages.items():
+        nav = navigation(models, present, root)
+        (folder / "index.html").write_text(PAGE.format(body=body, title=title, nav=nav))
     shutil.rmtree(out, ignore_errors=True)
     building.rename(out)
     return out / "index.html"

@@ -9,7 +9,17 @@ import numpy as np
 import pandas as pd
 
 from videoconcepts.report.cris import highlight, resize_frames, save_webp
-from videoconcepts.report.page import Context, Markup, ReportSettings, axes, save, table
+from videoconcepts.report.page import (
+    CLIP_CACHE,
+    Analysis,
+    Context,
+    Markup,
+    ReportSettings,
+    analysis_folder,
+    axes,
+    save,
+    table,
+)
 from videoconcepts.stores.decode import Clips
 from videoconcepts.stores.units import Units, open_units
 
@@ -99,7 +109,7 @@ def section(context: Context) -> str:
     models = {}
     for name in names:
         units = open_units(inputs.of_model(name).one("units"))
-        models[name] = (units, Clips(units.video_ids, units.decode_stores))
+        models[name] = (units, Clips(units.video_ids, units.decode_stores, CLIP_CACHE))
     rows = []
     for row in tuples.head(TOP_TUPLES).to_dict("records"):
         name = f"clips/rosetta-{int(row['tuple']):05d}.webp"
@@ -145,3 +155,24 @@ when its videos no longer match. {len(tuples)} tuples in all.</p>
 {f'<img src="{figure}" alt="Rosetta tuples per pair of layers">' if figure else ""}
 {roles}
 """
+
+
+def card(context: Context) -> str:
+    """The overview's card: tuples found against the permutation null, and the top
+    tuple's clip from the Rosetta page."""
+    summary = context.inputs.table("rosetta_summary")
+    lines = "".join(
+        f"<li>{int(r.d)}-tuples: {int(r.tuples)} at R &ge; {r.delta:g} (null "
+        f"{r.tuples_null:.1f}); mean R {r.mean_r:.3f}</li>"
+        for r in summary.itertuples()
+    )
+    tuples = context.inputs.table("rosetta_concepts")
+    clip = ""
+    if len(tuples):
+        name = f"clips/rosetta-{int(tuples['tuple'].iloc[0]):05d}.webp"
+        src = f"{analysis_folder(ANALYSIS.name)}/{name}"
+        clip = f'<img src="{src}" alt="the top Rosetta tuple" loading="lazy">'
+    return f"<ul class='note'>{lines}</ul>{clip}"
+
+
+ANALYSIS = Analysis("rosetta", "Rosetta concepts", section, card)

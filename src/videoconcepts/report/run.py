@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from videoconcepts.report.cris import clip_name
 from videoconcepts.report.page import OKABE_ITO, Context, Inputs, Markup, model_page, save, table
 from videoconcepts.stores.base import open_store
 from videoconcepts.stores.cris import KIND as CRIS_KIND
@@ -159,8 +160,35 @@ def validation_comparison(models: dict[str, Inputs]) -> str:
     )
 
 
+def model_card(name: str, model: Inputs, out: Path) -> str:
+    """A model's card: its facts, fidelity areas and its top concept's clip (from its
+    page, when the page drew one)."""
+    facts = summary(model)
+    items = [f"{k}: {html.escape(str(facts[k]))}" for k in ("family", "layers x heads", "concepts")]
+    areas = fidelity_areas(model)
+    items += [
+        f"{method} AUC (positive / negative): {areas[f'AUC {method} positive']:.3f} / "
+        f"{areas[f'AUC {method} negative']:.3f}"
+        for method in ("cris", "occlusion")
+        if f"AUC {method} positive" in areas
+    ]
+    if "AUC random random" in areas:
+        items.append(f"random AUC: {areas['AUC random random']:.3f}")
+    top = model.table("cris").sort_values("rank")
+    clip = ""
+    if len(top):
+        src = f"{model_page(name).rsplit('/', 1)[0]}/{clip_name(int(top['unit'].iloc[0]))}"
+        if (out / src).is_file():
+            clip = f'<img src="{src}" alt="the top concept of {html.escape(name)}" loading="lazy">'
+    lines = "".join(f"<li>{item}</li>" for item in items)
+    return (
+        f'<div class="card"><h3><a href="{model_page(name)}">{html.escape(name)}</a></h3>'
+        f"<ul class='note'>{lines}</ul>{clip}</div>"
+    )
+
+
 def section(context: Context) -> str:
-    """The overview: every model side by side, then the run's time, software, settings."""
+    """The overview's models: a card each, then side by side."""
     inputs = context.inputs
     models = {name: inputs.of_model(name) for name in inputs.models}
     rows = []
@@ -175,15 +203,12 @@ def section(context: Context) -> str:
                 **fidelity_areas(model),
             }
         )
-    skipped = pd.concat([m.table("skipped") for m in models.values()]).drop_duplicates()
+    cards = "".join(model_card(name, model, context.out) for name, model in models.items())
     validation = validation_comparison(models)
     figure = comparison_figure(models, context.out / "figures" / "models.png")
-    benchmarks = [p for m in models.values() for p in m.many("benchmarks")]
-    benchmarks += inputs.many("benchmarks") if "benchmarks" in inputs else []  # cross-model
-    times = table(stage_times(benchmarks), floats="{:.1f}")
-    settings = html.escape(json.dumps(context.run_settings, indent=2, sort_keys=True))
     return f"""
 <h2>Models</h2>
+<div class="cards">{cards}</div>
 <p class="note">Fidelity areas under the attribution curves (see each model's page):
 removing the most important concepts first (positive, lower is better) and the least
 important first (negative, higher is better), CRIS beside the occlusion baseline and
@@ -191,6 +216,20 @@ random orders. Each model's page has its concepts, curves, heads and validation.
 {table(pd.DataFrame(rows))}
 <img src="{figure}" alt="importance and concepts per layer, every model">
 {validation}
+"""
+
+
+def details(context: Context) -> str:
+    """The run's skipped videos, configuration, time per stage and software."""
+    inputs = context.inputs
+    models = {name: inputs.of_model(name) for name in inputs.models}
+    skipped = pd.concat([m.table("skipped") for m in models.values()]).drop_duplicates()
+    benchmarks = [p for m in models.values() for p in m.many("benchmarks")]
+    benchmarks += inputs.many("benchmarks") if "benchmarks" in inputs else []  # cross-model
+    times = table(stage_times(benchmarks), floats="{:.1f}")
+    settings = html.escape(json.dumps(context.run_settings, indent=2, sort_keys=True))
+    return f"""
+<h2>Run</h2>
 <details><summary>videos skipped ({len(skipped)})</summary>{table(skipped)}</details>
 <details><summary>resolved configuration per model and stage</summary>
 <pre>{settings}</pre></details>

@@ -17,8 +17,9 @@ from videoconcepts.runtime import named_paths, typed_json
 
 HELP = "the HTML report of a run"
 Settings = ReportSettings
-# The overview compares the models; each model's page has its own sections.
-OVERVIEW = [run_section.section, rosetta.section]
+# The overview compares the models (its first section), then has a card per analysis
+# and the run's details; each model's page has its own sections; each analysis its page.
+OVERVIEW = [run_section.section, run_section.details]
 PER_MODEL = [
     run_section.model_section,
     curves.section,
@@ -26,6 +27,7 @@ PER_MODEL = [
     heads.section,
     validation.section,
 ]
+ANALYSES = [rosetta.ANALYSIS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> None:
         args.out,
         OVERVIEW,
         PER_MODEL,
+        ANALYSES,
         Inputs(named_paths(args.inputs)),
         args.settings,
         json.loads(args.run_settings),

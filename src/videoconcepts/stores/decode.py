@@ -7,6 +7,7 @@ later stages can put ground truth or concept masks back on the source video.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +58,18 @@ def split_decoded(
 
 
 class Clips:
-    """Decoded clips of the videos a job scores, read one at a time from their stores."""
+    """Decoded clips of the videos a job scores, read one at a time from their stores;
+    the last ``cache`` clips read are kept (the report draws each video many times)."""
 
-    def __init__(self, video_ids: Sequence[str], decode_stores: Sequence[str | Path]):
+    def __init__(
+        self, video_ids: Sequence[str], decode_stores: Sequence[str | Path], cache: int = 0
+    ):
         self.video_ids = list(video_ids)
         self._frames = [open_decoded(p)["frames"] for p in decode_stores]
+        self.frames = lru_cache(maxsize=cache)(self._read) if cache else self._read
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def frames(self, video: int) -> np.ndarray:
+    def _read(self, video: int) -> np.ndarray:
         return self._frames[video][...]
