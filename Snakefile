@@ -25,6 +25,7 @@ include: "workflow/rules/occlusion.smk"
 include: "workflow/rules/curves.smk"
 include: "workflow/rules/heads.smk"
 include: "workflow/rules/rosetta.smk"
+include: "workflow/rules/straightening.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -38,6 +39,7 @@ rule all:
                 concept_dirs(m),
                 validation_tables(m) if DEMO else [],
                 importance_outputs(m),
+                list(straightening_outputs(m).values()),
             ]
             for m in MODELS.values()
         ],

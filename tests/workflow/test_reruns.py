@@ -17,7 +17,7 @@ from videoconcepts.plan.sources import ROOT
 IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "curves": 1}
 CONCEPTS_ON = {"concepts": 2, "validation": 1, **IMPORTANCE, "report": 1, "all": 1}
 TUBELETS_ON = {"tubelets": 4, **CONCEPTS_ON}  # (2 methods) x (2 shards)
-FEATURES_ON = {"features": 2, **TUBELETS_ON}
+FEATURES_ON = {"features": 2, "straightening": 1, **TUBELETS_ON}
 DECODE_ON = {"decode": 6, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
 CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
 REPORT_ON = {"report": 1, "all": 1}
@@ -65,6 +65,9 @@ SETTING_CHANGES = {
     "curves": ({"curves": {"steps": 5}}, {"curves": 1, **REPORT_ON}),
     "heads": ({"heads": {"held_out": 0.5}}, {"heads": 1, **REPORT_ON}),
     "report": ({"report": {"top_concepts": 5}}, {"report": 1, "all": 1}),
+    "straightening": ({"straightening": {"permutations": 5}}, {"straightening": 1, **REPORT_ON}),
+    # switched off: nothing to compute, and a report without its page
+    "straightening_off": ({"straightening": {"enabled": False}}, REPORT_ON),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
         {
@@ -133,6 +136,7 @@ METHOD_EDITS = {
     # one model: no Rosetta stage to rerun (the two-model test in test_workflow.py
     # shows an edit rerunning it)
     "methods/rosetta.py": {},
+    "methods/straightening.py": {"straightening": 1, **REPORT_ON},
 }
 MODULE_EDITS = {
     **METHOD_EDITS,

@@ -50,9 +50,22 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "occlusion": 1,
         "curves": 1,
         "heads": 1,
+        "straightening": 1,
         "report": 1,
-        "total": 27,
+        "total": 28,
     }
+
+
+def test_straightening_covers_every_video_and_layer_and_beats_shuffled_time(finished_run):
+    table = pd.read_csv(
+        next(finished_run.glob("results/straightening/*/straightening.tsv")), sep="\t"
+    )
+    assert sorted(table["layer"].unique()) == [-1, 1, 3]  # pixels and the analysed layers
+    assert table.groupby("layer")["video"].nunique().eq(6).all()
+    assert table["curvature"].between(0, 180).all()
+    # the demo's objects move smoothly: pixels far straighter than in shuffled time
+    pixels = table[table["layer"] == -1]
+    assert pixels["curvature"].mean() < pixels["shuffled_curvature"].mean() - 10
 
 
 def test_run_produces_complete_stores(finished_run):
@@ -79,7 +92,7 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
     rules = {job.rule for job in dry_run(finished_run, "--forceall").job_list} - {"all"}
-    assert len(rules) == 15
+    assert len(rules) == 16
     for rule in rules:  # outputs, logs and benchmarks under the rule's (= stage's) own name
         assert (finished_run / "results" / rule).is_dir(), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule
@@ -352,7 +365,12 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
     size = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file())
     assert size < 50e6
     pages = browse_report(index, tmp_path)
-    assert set(pages) == {"index.html", "models/demo/index.html"}  # no analysis: one model
+    # one model: no Rosetta page; straightening's page
+    assert set(pages) == {
+        "index.html",
+        "models/demo/index.html",
+        "analyses/straightening/index.html",
+    }
     overview = [src for src, *_ in pages["index.html"]["images"]]
     assert "figures/models.png" in overview
     assert [s for s in overview if s.startswith("models/demo/clips/")]  # the model's card

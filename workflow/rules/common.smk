@@ -28,6 +28,7 @@ from videoconcepts.plan.settings import (
     resolve_masking,
     resolve_report,
     resolve_rosetta,
+    resolve_straightening,
     resolve_proposals,
     resolve_decode,
     resolve_features,
@@ -174,6 +175,10 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     m.occlusion_tag = f"{m.concepts_tag}-{masking_hash}"
     m.curves_tag = f"{m.gather_tag}-{settings_hash(m.curves)}"
     m.heads_tag = f"{name}-{m.decode_hash}-{settings_hash(m.head_masking)}-{settings_hash(m.heads)}"
+    # Straightening reads the feature stores only: named by them and its own settings.
+    m.straightening_on = view["straightening"]["enabled"]
+    m.straightening = resolve_straightening(view)
+    m.straightening_tag = f"{m.features_tag}-{settings_hash(m.straightening)}"
     # CPU threads of the model-running jobs (runtime options, never hashed).
     m.feature_threads = for_model(view, "features", "threads")
     m.masking_threads = for_model(view, "masking", "threads")
@@ -224,6 +229,9 @@ TAGS = {
     "occlusion": tag_index("occlusion_tag"),
     "curves": tag_index("curves_tag"),
     "heads": tag_index("heads_tag"),
+    "straightening": {
+        m.straightening_tag: (m, None) for m in MODELS.values() if m.straightening_on
+    },
 }
 
 
@@ -372,6 +380,17 @@ def heads_tables(m) -> dict[str, str]:
     }
 
 
+def straightening_outputs(m) -> dict[str, str]:
+    """The straightening store and table of a model (none when it is switched off)."""
+    if not m.straightening_on:
+        return {}
+    folder = f"{RESULTS}/straightening/{m.straightening_tag}"
+    return {
+        "store": f"{folder}/straightening.zarr",
+        "table": f"{folder}/straightening.tsv",
+    }
+
+
 def importance_outputs(m) -> list[str]:
     return [
         cris_tables(m)["importance"],
@@ -411,6 +430,7 @@ def model_settings(m) -> dict:
         },
         "curves": m.curves,
         "heads": m.heads,
+        "straightening": m.straightening if m.straightening_on else None,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
         settings["validation"] = {**m.proposals, "crossfit": m.validation}
@@ -445,6 +465,7 @@ def model_benchmarks(m) -> list[str]:
         f"cris_gather/{m.gather_tag}.tsv",
         f"curves/{m.curves_tag}.tsv",
         f"heads/{m.heads_tag}.tsv",
+        f"straightening/{m.straightening_tag}.tsv",
     ]
     if DEMO:
         patterns += ["demo_data/demo_data.tsv", f"validation/{m.validation_tag}.tsv"]
@@ -469,6 +490,9 @@ def model_outputs(m) -> dict[str, list[str]]:
         "pruning": [heads_tables(m)["pruning"]],
         "skipped": [skipped_table(m)],
         "validation": validation_tables(m)[:1] if DEMO else [],
+        "straightening": (
+            [straightening_outputs(m)["table"]] if m.straightening_on else []
+        ),
     }
 
 

@@ -53,6 +53,7 @@ STAGE_SECTIONS = (
     "cris",
     "curves",
     "heads",
+    "straightening",
 )
 
 
@@ -320,6 +321,17 @@ def resolve_heads(config: dict[str, Any]) -> dict[str, Any]:
 def resolve_rosetta(config: dict[str, Any]) -> dict[str, Any]:
     """Rosetta's settings; ``enabled`` decides whether the stage runs, not what it finds."""
     return {key: value for key, value in config["rosetta"].items() if key != "enabled"}
+
+
+def resolve_straightening(config: dict[str, Any]) -> dict[str, Any]:
+    """The stage's settings; ``enabled`` decides whether it runs, not what it finds."""
+    straightening = config["straightening"]
+    if straightening["enabled"] and not config["features"]["residual"]:
+        raise ValueError(
+            "straightening needs the residual tokens: set features.residual: true, or "
+            "straightening.enabled: false"
+        )
+    return {key: value for key, value in straightening.items() if key != "enabled"}
 
 
 def resolve_report(config: dict[str, Any]) -> dict[str, Any]:

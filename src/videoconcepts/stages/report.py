@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from videoconcepts.report import cris, curves, heads, rosetta, validation
+from videoconcepts.report import cris, curves, heads, rosetta, straightening, validation
 from videoconcepts.report import run as run_section
 from videoconcepts.report.page import Inputs, ReportSettings, write_report
 from videoconcepts.runtime import named_paths, typed_json
@@ -27,7 +27,7 @@ PER_MODEL = [
     heads.section,
     validation.section,
 ]
-ANALYSES = [rosetta.ANALYSIS]
+ANALYSES = [rosetta.ANALYSIS, straightening.ANALYSIS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
