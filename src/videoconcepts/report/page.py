@@ -90,7 +90,8 @@ Section = Callable[[Context], str]
 class Analysis:
     """An analysis's page and its card on the overview. ``page`` returns "" when the
     run did not compute it (no page, no card, no link); ``card`` runs after the page, on
-    the overview's context, and may show the page's figures (:func:`analysis_page`)."""
+    the overview's context, and may show the page's figures and clips (below
+    :func:`analysis_folder`)."""
 
     name: str
     title: str
@@ -262,10 +263,14 @@ document.querySelectorAll('table.data').forEach(enhance);
 """
 
 
-def model_page(model: str) -> str:
-    """A model's page, relative to the overview (below ``models/``: no model name can
+def model_folder(model: str) -> str:
+    """A model's folder, relative to the overview (below ``models/``: no model name can
     collide with the overview's own folders)."""
-    return f"models/{html.escape(model)}/index.html"
+    return f"models/{html.escape(model)}"
+
+
+def model_page(model: str) -> str:
+    return f"{model_folder(model)}/index.html"
 
 
 def analysis_folder(name: str) -> str:

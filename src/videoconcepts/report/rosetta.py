@@ -97,6 +97,11 @@ def tuple_clip(
     return videos
 
 
+def tuple_clip_name(tuple_id: int) -> str:
+    """A tuple's clip on the Rosetta page (the overview's card shows the top one)."""
+    return f"clips/rosetta-{tuple_id:05d}.webp"
+
+
 def section(context: Context) -> str:
     """Empty when the run has no Rosetta stage (one model, or switched off)."""
     inputs = context.inputs
@@ -112,7 +117,7 @@ def section(context: Context) -> str:
         models[name] = (units, Clips(units.video_ids, units.decode_stores, CLIP_CACHE))
     rows = []
     for row in tuples.head(TOP_TUPLES).to_dict("records"):
-        name = f"clips/rosetta-{int(row['tuple']):05d}.webp"
+        name = tuple_clip_name(int(row["tuple"]))
         videos = tuple_clip(row, models, context.settings, context.out / name)
         members = [n for n in names if not pd.isna(row.get(f"{n}_layer"))]
         rows.append(
@@ -169,8 +174,7 @@ def card(context: Context) -> str:
     tuples = context.inputs.table("rosetta_concepts")
     clip = ""
     if len(tuples):
-        name = f"clips/rosetta-{int(tuples['tuple'].iloc[0]):05d}.webp"
-        src = f"{analysis_folder(ANALYSIS.name)}/{name}"
+        src = f"{analysis_folder(ANALYSIS.name)}/{tuple_clip_name(int(tuples['tuple'].iloc[0]))}"
         clip = f'<img src="{src}" alt="the top Rosetta tuple" loading="lazy">'
     return f"<ul class='note'>{lines}</ul>{clip}"
 

@@ -16,7 +16,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from videoconcepts.report.cris import clip_name
-from videoconcepts.report.page import OKABE_ITO, Context, Inputs, Markup, model_page, save, table
+from videoconcepts.report.page import (
+    OKABE_ITO,
+    Context,
+    Inputs,
+    Markup,
+    model_folder,
+    model_page,
+    save,
+    table,
+)
 from videoconcepts.stores.base import open_store
 from videoconcepts.stores.cris import KIND as CRIS_KIND
 from videoconcepts.stores.features import open_features
@@ -160,12 +169,12 @@ def validation_comparison(models: dict[str, Inputs]) -> str:
     )
 
 
-def model_card(name: str, model: Inputs, out: Path) -> str:
-    """A model's card: its facts, fidelity areas and its top concept's clip (from its
-    page, when the page drew one)."""
-    facts = summary(model)
+def model_card(
+    name: str, model: Inputs, facts: dict[str, object], areas: dict[str, float], out: Path
+) -> str:
+    """A model's card: its facts (:func:`summary`), fidelity areas and its top concept's
+    clip (from its page, when the page drew one)."""
     items = [f"{k}: {html.escape(str(facts[k]))}" for k in ("family", "layers x heads", "concepts")]
-    areas = fidelity_areas(model)
     items += [
         f"{method} AUC (positive / negative): {areas[f'AUC {method} positive']:.3f} / "
         f"{areas[f'AUC {method} negative']:.3f}"
@@ -177,7 +186,7 @@ def model_card(name: str, model: Inputs, out: Path) -> str:
     top = model.table("cris").sort_values("rank")
     clip = ""
     if len(top):
-        src = f"{model_page(name).rsplit('/', 1)[0]}/{clip_name(int(top['unit'].iloc[0]))}"
+        src = f"{model_folder(name)}/{clip_name(int(top['unit'].iloc[0]))}"
         if (out / src).is_file():
             clip = f'<img src="{src}" alt="the top concept of {html.escape(name)}" loading="lazy">'
     lines = "".join(f"<li>{item}</li>" for item in items)
@@ -191,24 +200,24 @@ def section(context: Context) -> str:
     """The overview's models: a card each, then side by side."""
     inputs = context.inputs
     models = {name: inputs.of_model(name) for name in inputs.models}
-    rows = []
+    rows, cards = [], []
     for name, model in models.items():
-        facts = summary(model)
+        facts, areas = summary(model), fidelity_areas(model)
         link = Markup(f'<a href="{model_page(name)}">{html.escape(name)}</a>')
         rows.append(
             {
                 "model": link,
                 **{k: facts[k] for k in ("family", "checkpoint", "layers x heads", "concepts")},
                 "videos used": facts["videos used"],
-                **fidelity_areas(model),
+                **areas,
             }
         )
-    cards = "".join(model_card(name, model, context.out) for name, model in models.items())
+        cards.append(model_card(name, model, facts, areas, context.out))
     validation = validation_comparison(models)
     figure = comparison_figure(models, context.out / "figures" / "models.png")
     return f"""
 <h2>Models</h2>
-<div class="cards">{cards}</div>
+<div class="cards">{"".join(cards)}</div>
 <p class="note">Fidelity areas under the attribution curves (see each model's page):
 removing the most important concepts first (positive, lower is better) and the least
 important first (negative, higher is better), CRIS beside the occlusion baseline and
