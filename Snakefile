@@ -5,6 +5,8 @@
 
 import time
 
+from videoconcepts import jobserver
+
 # Before any job: the report path is printed only when this run built the report.
 RUN_STARTED = time.time()
 
@@ -47,9 +49,19 @@ rule all:
         report_dir(),
 
 
+onstart:
+    if config["jobserver"] and workflow.local_exec:
+        jobserver.start(Path(RESULTS) / "logs" / "jobserver.log")
+
+
 onsuccess:
+    jobserver.stop()
     # Not after `--until decode` (no report) nor when the report is one an earlier run left:
     # it may be outdated (the report of these settings before a code edit, say).
     index = Path(report_dir()) / "index.html"
     if index.is_file() and index.stat().st_mtime >= RUN_STARTED:
         print(f"videoconcepts report: {index}")
+
+
+onerror:
+    jobserver.stop()

@@ -14,8 +14,7 @@ import pkgutil
 import sys
 from types import ModuleType
 
-from videoconcepts import stages
-from videoconcepts.stores.base import StoreError
+from videoconcepts import jobserver, stages
 
 
 def stage_names() -> list[str]:
@@ -39,14 +38,27 @@ def build_parser(names: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def run(argv: list[str]) -> None:
+    """Run the stage ``argv`` names in this process."""
+    from videoconcepts.stores.base import StoreError
+
     known = stage_names()
     args = build_parser(argv[:1] if argv[:1] and argv[0] in known else None).parse_args(argv)
     try:
         args.run(args)
     except StoreError as err:  # the message names the file and the problem
         sys.exit(f"videoconcepts {args.command}: error: {err}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command: handed to the run's job server where there is one (a local
+    Snakemake run), else run here."""
+    argv = sys.argv[1:] if argv is None else argv
+    code = jobserver.hand_off(argv)
+    if code is None:
+        run(argv)
+    elif code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

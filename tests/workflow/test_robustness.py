@@ -52,8 +52,10 @@ class Run:
 
     def __init__(self, workdir: Path, *targets: str):
         self.log = (workdir / "snakemake.out").open("a")
+        # Without the job server: its children live outside the group this freezes (its
+        # own kill test is in tests/test_jobserver.py).
         self.proc = subprocess.Popen(
-            snakemake_command(workdir, *targets),
+            snakemake_command(workdir, *targets, "--config", "jobserver=False"),
             cwd=workdir,
             env=snakemake_env(),
             stdout=self.log,

@@ -26,6 +26,7 @@ from helpers import (
     write_config,
 )
 
+from videoconcepts.jobserver import SERVED
 from videoconcepts.plan.sources import ROOT
 from videoconcepts.stores.base import open_store
 from videoconcepts.stores.decode import decode_status
@@ -97,9 +98,17 @@ def test_run_produces_complete_stores(finished_run):
         assert (finished_run / "results" / rule).is_dir(), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule
         assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv")), rule
-        assert list((finished_run / "results" / "logs" / rule).rglob("*.log"))
-        assert list((finished_run / "results" / "benchmarks" / rule).rglob("*.tsv"))
     assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
+
+
+def test_local_jobs_fork_from_the_job_server(finished_run):
+    """Jobs started once the server was ready ran in it (the later model-running ones at
+    least), and it ended with the run."""
+    log = (finished_run / "results/logs/jobserver.log").read_text()
+    assert log.startswith("job server ready at ")
+    assert not Path(log.split()[-1]).parent.exists()  # its socket folder went with it
+    served = [p for p in (finished_run / "results/logs").rglob("*.log") if SERVED in p.read_text()]
+    assert {p.relative_to(finished_run / "results/logs").parts[0] for p in served} >= {"heads"}
 
 
 def test_run_produces_importance_curves_and_head_pruning(finished_run):

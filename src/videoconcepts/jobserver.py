@@ -1,0 +1,323 @@
+"""A warm interpreter that a local run's jobs fork from, so each job skips the imports.
+
+Every model-running job spends most of its start-up importing torch and transformers
+(about 6.6 s of a 9 s targets job on the 2-core CPU of docs/BENCHMARKS.md); a run has
+dozens of jobs. In a local run Snakemake starts one server (``onstart``) that imports
+the third-party libraries once and then waits on a Unix socket; each ``videoconcepts
+<stage>`` command connects, hands over its argv, working folder, environment and its
+stdin/stdout/stderr, and the server forks a child that runs the stage as the command
+would have. The command waits, forwards the signals it gets to the child and exits with
+the child's status, so Snakemake, the job's log and a kill see an ordinary job. The
+server imports none of videoconcepts' own modules: an edited stage runs as edited.
+
+Where anything differs (no server, another interpreter or ``PYTHONPATH``, a server
+that is not ready yet) the command simply runs in its own process. Checked instead of
+writing this: ``multiprocessing.forkserver`` serves only the process that started it,
+and PyPI's module-launcher, the one package for this, is abandoned by its author
+without exit codes or shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+SOCKET_ENV = "VIDEOCONCEPTS_JOBSERVER"
+SERVED = "ran in job server child"  # the line a served job's log starts its summary with
+
+# Third-party modules the stages import; one that is not installed is left out.
+PRELOAD = (
+    "numpy",
+    "scipy.optimize",
+    "pandas",
+    "zarr",
+    "google_crc32c",
+    "tqdm",
+    "threadpoolctl",
+    "torch",
+    "transformers",
+    "transformers.modeling_utils",
+    "transformers.models.videomae.modeling_videomae",
+    "transformers.models.timesformer.modeling_timesformer",
+    "transformers.models.vivit.modeling_vivit",
+    "transformers.models.x_clip.modeling_x_clip",
+    "transformers.models.vjepa2.modeling_vjepa2",
+    "sklearn.cluster",
+    "skimage.segmentation",
+    "av",
+)
+# The server computes nothing: one thread for every math library, so it holds no
+# worker threads that a fork would copy half-way; each child sets the job's own count.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+HEADER = struct.Struct("!Q")  # request length
+PID = struct.Struct("!q")  # 0: run it yourself
+STATUS = struct.Struct("!qddq")  # exit code (-N: killed by signal N), user s, system s, RSS KiB
+
+
+def identity() -> dict[str, str | None]:
+    """What must match for a child of the server to run the same code as the command."""
+    return {"prefix": sys.prefix, "pythonpath": os.environ.get("PYTHONPATH")}
+
+
+# ---------------------------------------------------------------------- Snakemake's side
+
+_running: list[tuple[subprocess.Popen, Path]] = []
+
+
+def start(log: Path) -> None:
+    """Start the server for this Snakemake process (``onstart``) and point its jobs at
+    it; Linux only (fork after importing torch is unsafe on macOS)."""
+    if not sys.platform.startswith("linux"):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="videoconcepts-"))  # a Unix socket path is short
+    path = folder / "jobs.sock"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "videoconcepts.jobserver", str(path), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a terminal's Ctrl-C goes to the commands only
+        )
+    _running.append((server, folder))
+    os.environ[SOCKET_ENV] = str(path)
+
+
+def stop() -> None:
+    """End the server (``onsuccess``, ``onerror``); every job has ended by then."""
+    os.environ.pop(SOCKET_ENV, None)
+    while _running:
+        server, folder = _running.pop()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ client
+
+
+def hand_off(argv: Sequence[str]) -> int | None:
+    """Run ``videoconcepts argv`` in a child of the run's server and return its exit code
+    (as a shell gives it: 128 + N for signal N); None where no server takes the job."""
+    path = os.environ.get(SOCKET_ENV)
+    if not path or not hasattr(socket, "send_fds"):
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+        request = json.dumps(
+            {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), **identity()}
+        ).encode()
+        socket.send_fds(conn, [HEADER.pack(len(request))], [0, 1, 2])
+        conn.sendall(request)
+        reply = _read(conn, PID.size)
+    except OSError:  # no server, or it went before the job started: nothing ran
+        conn.close()
+        return None
+    if reply is None or (pid := PID.unpack(reply)[0]) == 0:
+        conn.close()
+        return None
+    forward = lambda sig, frame: os.kill(pid, sig)  # noqa: E731
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, forward)
+    status = _read(conn, STATUS.size)
+    conn.close()
+    if status is None:
+        print(f"videoconcepts: the job server ended while job {pid} ran", file=sys.stderr)
+        return 1
+    code, user, system, rss = STATUS.unpack(status)
+    print(
+        f"videoconcepts: {SERVED} {pid}: CPU {user + system:.1f} s, max RSS {rss / 1024:.0f} MiB",
+        file=sys.stderr,
+    )
+    return 128 - code if code < 0 else code
+
+
+def _read(conn: socket.socket, size: int) -> bytes | None:
+    """Exactly ``size`` bytes, or None at end of stream."""
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+# ------------------------------------------------------------------------------ server
+
+
+def serve(path: Path, parent: int) -> None:
+    """Preload, then fork a child per request until ``parent`` (Snakemake) is gone or
+    SIGTERM comes; the socket appears only once the server is ready."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    for module in PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(module)
+    if len(os.listdir("/proc/self/task")) != 1:  # a fork would copy a half-held lock
+        sys.exit(f"job server: the preloaded modules started threads; not serving {path}")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = path.with_name(f".{path.name}")
+    listener.bind(str(temporary))
+    listener.listen(64)
+    temporary.rename(path)
+    print(f"job server ready at {path}", file=sys.stderr, flush=True)
+
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    jobs: dict[int, socket.socket] = {}  # child pid -> its command's connection
+    stop = []
+    signal.signal(signal.SIGTERM, lambda sig, frame: stop.append(sig))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the commands, not us
+    while not stop and (os.getppid() == parent or jobs):
+        if os.getppid() != parent and listener.fileno() != -1:
+            selector.unregister(listener)  # Snakemake is gone: finish, take nothing new
+            listener.close()
+        for key, _ in selector.select(timeout=0.1):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                pid = _start(conn, selector, listener)
+                if pid:
+                    jobs[pid] = conn
+                    selector.register(conn, selectors.EVENT_READ, pid)
+                else:
+                    conn.close()
+            elif not key.fileobj.recv(1):  # the command died (SIGKILL): so does its job
+                selector.unregister(key.fileobj)
+                _kill(key.data)
+        _reap(jobs, selector)
+    for pid in jobs:
+        _kill(pid)
+    path.unlink(missing_ok=True)
+
+
+def _start(
+    conn: socket.socket,
+    selector: selectors.BaseSelector,
+    listener: socket.socket,
+) -> int:
+    """Fork the child for the request on ``conn``; 0 where the command must run it."""
+    conn.settimeout(10)
+    try:
+        header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 3)
+        body = _read(conn, HEADER.unpack(header)[0]) if len(header) == HEADER.size else None
+        request = json.loads(body) if body else None
+    except (OSError, ValueError):
+        request = None
+    if request is None or len(fds) != 3 or any(request[k] != v for k, v in identity().items()):
+        for fd in fds:
+            os.close(fd)
+        _send(conn, PID.pack(0))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        selector.close()
+        listener.close()
+        conn.close()
+        os._exit(_child(request, fds))
+    for fd in fds:
+        os.close(fd)
+    if not _send(conn, PID.pack(pid)):
+        _kill(pid)
+    return pid
+
+
+def _child(request: dict, fds: list[int]) -> int:
+    """In the forked child: become the command (its streams, folder, environment,
+    thread count) and run the stage, importing the package's modules as it would."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.environ.pop(SOCKET_ENV, None)  # the child runs the stage itself
+    sys.argv = ["videoconcepts", *request["argv"]]
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        import threadpoolctl
+        import torch
+
+        torch.set_num_threads(int(threads))
+        threadpoolctl.threadpool_limits(int(threads))
+    try:
+        from videoconcepts.cli import run
+
+        run(request["argv"])
+        code = 0
+    except SystemExit as exit:  # argparse's and the stages' errors
+        if isinstance(exit.code, str):
+            print(exit.code, file=sys.stderr)
+        code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return int(code)
+
+
+def _reap(jobs: dict[int, socket.socket], selector: selectors.BaseSelector) -> None:
+    """Tell each finished child's command how it ended."""
+    while jobs:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = jobs.pop(pid, None)
+        if conn is None:
+            continue
+        if conn in (key.fileobj for key in selector.get_map().values()):
+            selector.unregister(conn)
+        code = os.waitstatus_to_exitcode(status)
+        _send(conn, STATUS.pack(code, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
+        conn.close()
+
+
+def _send(conn: socket.socket, data: bytes) -> bool:
+    try:
+        conn.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def main() -> None:
+    """``python -m videoconcepts.jobserver SOCKET PARENT_PID``."""
+    serve(Path(sys.argv[1]), int(sys.argv[2]))
+
+
+if __name__ == "__main__":
+    main()

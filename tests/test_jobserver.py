@@ -1,0 +1,114 @@
+"""The job server: a command handed to it behaves as the command run alone would (its
+output, log streams, exit status, signals), and a command it cannot serve runs alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from videoconcepts import jobserver
+from videoconcepts.stores.base import IncompleteStoreError, open_store
+
+COMMAND = str(Path(sys.executable).parent / "videoconcepts")
+SERVED = jobserver.SERVED
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[psutil.Process]:
+    """A server started as Snakemake's ``onstart`` starts it, ready to take jobs."""
+    log = tmp_path_factory.mktemp("server") / "jobserver.log"
+    jobserver.start(log)
+    path = Path(os.environ[jobserver.SOCKET_ENV])
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    process = psutil.Process(jobserver._running[0][0].pid)
+    yield process
+    jobserver.stop()
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    assert not path.parent.exists()
+
+
+def videoconcepts(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [COMMAND, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def demo_data(out: Path, videos_per_event: int = 1, **kwargs) -> subprocess.Popen:
+    args = ("--out", str(out), "--videos-per-event", str(videos_per_event), "--seed", "1")
+    return videoconcepts("demo_data", *args, **kwargs)
+
+
+def test_a_served_job_writes_what_it_writes_alone(server, tmp_path):
+    served = demo_data(tmp_path / "served", cwd=tmp_path)
+    alone = demo_data(tmp_path / "alone", env={jobserver.SOCKET_ENV: ""})
+    (_, err), (_, alone_err) = served.communicate(60), alone.communicate(60)
+    assert served.returncode == alone.returncode == 0, err + alone_err
+    assert SERVED in err and SERVED not in alone_err
+    assert f"6 demo videos in {tmp_path / 'served'}" in err  # the child's stderr is the job's
+    for name in ("samples.tsv", "videos/vid0000.mp4"):
+        served_file = (tmp_path / "served" / name).read_bytes()
+        assert served_file == (tmp_path / "alone" / name).read_bytes()
+
+
+def test_a_failing_job_fails_with_its_status_and_message(server, tmp_path):
+    served = videoconcepts("demo_data", "--seed", "1")  # --out missing
+    _, err = served.communicate(60)
+    assert served.returncode == 2
+    assert "the following arguments are required: --out" in err and SERVED in err
+    helped = videoconcepts("--help")
+    out, err = helped.communicate(60)
+    assert helped.returncode == 0 and SERVED in err
+    assert "demo_data" in out  # the child's stdout is the command's
+
+
+def test_an_interpreter_the_server_does_not_run_runs_the_job_alone(server, tmp_path):
+    alone = demo_data(tmp_path / "out", env={"PYTHONPATH": str(tmp_path)})
+    _, err = alone.communicate(60)
+    assert alone.returncode == 0 and SERVED not in err
+    missing = demo_data(tmp_path / "out2", env={jobserver.SOCKET_ENV: str(tmp_path / "no")})
+    _, err = missing.communicate(60)
+    assert missing.returncode == 0 and SERVED not in err
+
+
+def _child(server: psutil.Process, before: set[int]) -> psutil.Process:
+    deadline = time.monotonic() + 30
+    while not (new := {p.pid for p in server.children()} - before):
+        assert time.monotonic() < deadline, "the server started no child"
+        time.sleep(0.05)
+    return psutil.Process(new.pop())
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -signal.SIGKILL)]
+)
+def test_a_killed_command_takes_its_job_down(server, tmp_path, sig, code):
+    """SIGTERM is forwarded (the command then ends as the job did); after a SIGKILL,
+    which the command cannot forward, the server sees its connection close."""
+    before = {p.pid for p in server.children()}
+    command = demo_data(tmp_path / "out", videos_per_event=200)
+    child = _child(server, before)
+    while not (tmp_path / "out").exists():
+        time.sleep(0.05)
+    command.send_signal(sig)
+    assert command.wait(30) == code
+    child.wait(10)  # gone, not left running in the server
+    with pytest.raises(IncompleteStoreError):
+        open_store(tmp_path / "out" / "ground_truth.zarr", "ground_truth")
