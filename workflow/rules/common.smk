@@ -37,7 +37,7 @@ from videoconcepts.plan.settings import (
     shards,
 )
 from videoconcepts.plan.sources import stage_sources
-from videoconcepts.demo.synthetic import dataset_ids
+from videoconcepts.demo import dataset_ids
 
 min_version("9.0")
 
@@ -87,8 +87,7 @@ def _load_samples() -> pd.DataFrame:
 
 
 SAMPLES = _load_samples()
-for _, row in SAMPLES.iterrows():
-    validate(row.to_dict(), "../schemas/samples.schema.yaml")
+validate(SAMPLES, "../schemas/samples.schema.yaml", set_default=False)  # each row
 SAMPLES = SAMPLES.set_index("id", drop=False)
 LABELS_OF_SAMPLES = list(SAMPLES["label"].fillna("").astype(str))
 # A sample sheet with labels (the demo's own, or the user's file) gives the targets.

@@ -22,16 +22,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from videoconcepts.demo import EVENTS, dataset_ids
 from videoconcepts.stores.base import atomic_store, create_array, write_array, write_table
 
-EVENTS: tuple[str, ...] = (
-    "moves_right",
-    "moves_left",
-    "passes_behind",
-    "falls_into_container",
-    "bounces_off_wall",
-    "stops_midway",
-)
 ROLES: tuple[str, ...] = ("target", "distractor", "occluder", "container")
 
 MIN_SIZE = 48
@@ -397,11 +390,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 24) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def dataset_ids(videos_per_event: int) -> list[str]:
-    """Ids of the videos :func:`generate_dataset` writes (known before it runs)."""
-    return [f"vid{i:04d}" for i in range(videos_per_event * len(EVENTS))]
 
 
 def generate_dataset(
