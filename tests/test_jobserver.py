@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,20 @@ def test_a_killed_command_takes_its_job_down(server, tmp_path, sig, code):
     child.wait(10)  # gone, not left running in the server
     with pytest.raises(IncompleteStoreError):
         open_store(tmp_path / "out" / "ground_truth.zarr", "ground_truth")
+
+
+def test_a_server_whose_snakemake_died_ends_and_leaves_nothing():
+    """A Snakemake killed before its ``onsuccess``/``onerror`` leaves no server running
+    and no socket folder behind."""
+    folder = Path(tempfile.mkdtemp(prefix="videoconcepts-"))
+    socket_path = folder / "jobs.sock"
+    starter = (  # starts the server as Snakemake's onstart does, then dies at once
+        "import os, subprocess, sys; subprocess.Popen([sys.executable, '-m', "
+        f"'videoconcepts.jobserver', {str(socket_path)!r}, str(os.getpid())], "
+        "start_new_session=True)"
+    )
+    subprocess.run([sys.executable, "-c", starter], check=True)
+    deadline = time.monotonic() + 120
+    while folder.exists():
+        assert time.monotonic() < deadline, "the orphaned server is still there"
+        time.sleep(0.1)

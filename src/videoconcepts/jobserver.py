@@ -207,6 +207,8 @@ def serve(path: Path, parent: int) -> None:
     for pid in jobs:
         _kill(pid)
     path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the folder `start` made for the socket, if empty
+        path.parent.rmdir()
 
 
 def _start(
