@@ -50,7 +50,7 @@ rule all:
 
 
 onstart:
-    if config["jobserver"] and workflow.local_exec:
+    if use_jobserver():
         jobserver.start(Path(RESULTS) / "logs" / "jobserver.log")
 
 

@@ -101,6 +101,15 @@ def test_run_produces_complete_stores(finished_run):
     assert "batch" in next((finished_run / "results/logs/features").rglob("*.log")).read_text()
 
 
+def test_no_job_server_where_a_job_may_use_a_gpu(tmp_path):
+    """A device asking for a GPU keeps every job in its own process (the finished run,
+    on the CPU, has the server's log)."""
+    write_config(tmp_path, masking={"device": "cuda"})
+    run_snakemake(tmp_path, "--until", "decode")
+    assert list(tmp_path.glob("results/decode/*/*.zarr"))
+    assert not (tmp_path / "results/logs/jobserver.log").exists()
+
+
 def test_local_jobs_fork_from_the_job_server(finished_run):
     """Jobs started once the server was ready ran in it (the later model-running ones at
     least), and it ended with the run."""

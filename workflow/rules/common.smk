@@ -544,6 +544,19 @@ def masking_threads(stage: str):
     return lambda wc: model_of(stage)(wc).masking_threads
 
 
+def use_jobserver() -> bool:
+    """The job server (videoconcepts.jobserver) for a local run whose jobs all run on the
+    CPU: a child forked after CUDA was touched cannot use it, and no GPU run tested it.
+    """
+    devices = {
+        view[section]["device"]
+        for view in MODEL_CONFIGS.values()
+        for section in ("features", "concepts", "masking")
+    }
+    gpus = any(job_gpus(device) for device in devices)
+    return config["jobserver"] and workflow.local_exec and not gpus
+
+
 RUNTIME_ARGS = (
     " --device {resources.device} --precision {resources.precision}"
     " --batch-size {resources.masks_per_batch} --threads {threads}"
