@@ -134,7 +134,11 @@ def hand_off(argv: Sequence[str]) -> int | None:
     if reply is None or (pid := PID.unpack(reply)[0]) == 0:
         conn.close()
         return None
-    forward = lambda sig, frame: os.kill(pid, sig)  # noqa: E731
+
+    def forward(sig: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it ended, its status is on its way
+            os.kill(pid, sig)
+
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, forward)
     status = _read(conn, STATUS.size)
