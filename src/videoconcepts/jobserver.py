@@ -198,7 +198,7 @@ def serve(path: Path, parent: int) -> None:
         for key, _ in selector.select(timeout=0.1):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                pid = _start(conn, selector, listener)
+                pid = _start(conn, selector)
                 if pid:
                     jobs[pid] = conn
                     selector.register(conn, selectors.EVENT_READ, pid)
@@ -215,11 +215,7 @@ def serve(path: Path, parent: int) -> None:
         path.parent.rmdir()
 
 
-def _start(
-    conn: socket.socket,
-    selector: selectors.BaseSelector,
-    listener: socket.socket,
-) -> int:
+def _start(conn: socket.socket, selector: selectors.BaseSelector) -> int:
     """Fork the child for the request on ``conn``; 0 where the command must run it."""
     conn.settimeout(10)
     try:
@@ -236,9 +232,11 @@ def _start(
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:
+    if pid == 0:  # the child keeps no socket of the server's: not the listener, not
+        # another command's connection (which would hide the server's end from it)
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()
         selector.close()
-        listener.close()
         conn.close()
         os._exit(_child(request, fds))
     for fd in fds:
@@ -300,7 +298,7 @@ def _reap(jobs: dict[int, socket.socket], selector: selectors.BaseSelector) -> N
         conn = jobs.pop(pid, None)
         if conn is None:
             continue
-        if conn in (key.fileobj for key in selector.get_map().values()):
+        with contextlib.suppress(KeyError):  # unregistered already if its command died
             selector.unregister(conn)
         code = os.waitstatus_to_exitcode(status)
         _send(conn, STATUS.pack(code, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
