@@ -28,6 +28,7 @@ include: "workflow/rules/curves.smk"
 include: "workflow/rules/heads.smk"
 include: "workflow/rules/rosetta.smk"
 include: "workflow/rules/straightening.smk"
+include: "workflow/rules/static_dynamic.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -42,6 +43,7 @@ rule all:
                 validation_tables(m) if DEMO else [],
                 importance_outputs(m),
                 list(straightening_outputs(m).values()),
+                list(static_dynamic_outputs(m).values()),
             ]
             for m in MODELS.values()
         ],

@@ -20,6 +20,17 @@ def test_sheet_paths_are_relative_to_the_sheet(videos):
     assert list(table["label"]) == ["jump", ""]
 
 
+def test_styled_copies_are_resolved_and_checked_like_videos(videos):
+    sheet = videos / "sheet.tsv"
+    sheet.write_text("path\tstyled\nclips/a.mp4\tclips/b.mp4; clips/a.mp4\nclips/b.mp4\t\n")
+    table = load_samples(sheet)
+    assert table["styled"][0] == f"{videos / 'clips' / 'b.mp4'};{videos / 'clips' / 'a.mp4'}"
+    assert table["styled"][1] == ""
+    sheet.write_text("path\tstyled\nclips/a.mp4\tclips/gone.mp4\n")
+    with pytest.raises(SampleSheetError, match="missing video files: .*gone.mp4"):
+        load_samples(sheet)
+
+
 def test_csv_without_ids_uses_file_stems(videos):
     sheet = videos / "sheet.csv"
     sheet.write_text("path\nclips/b.mp4\nclips/a.mp4\n")

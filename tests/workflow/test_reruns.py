@@ -15,7 +15,15 @@ from helpers import Plan, dry_run, edited, write_config
 from videoconcepts.plan.sources import ROOT
 
 IMPORTANCE = {"units": 1, "cris": 2, "cris_gather": 1, "occlusion": 1, "curves": 1}
-CONCEPTS_ON = {"concepts": 2, "validation": 1, **IMPORTANCE, "report": 1, "all": 1}
+# static_dynamic scores the concepts (and removes units against the targets)
+CONCEPTS_ON = {
+    "concepts": 2,
+    "validation": 1,
+    **IMPORTANCE,
+    "static_dynamic": 1,
+    "report": 1,
+    "all": 1,
+}
 TUBELETS_ON = {"tubelets": 4, **CONCEPTS_ON}  # (2 methods) x (2 shards)
 FEATURES_ON = {"features": 2, "straightening": 1, **TUBELETS_ON}
 DECODE_ON = {"decode": 6, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
@@ -38,7 +46,7 @@ SETTING_CHANGES = {
     # switching methods reuses the concepts the validation already computed
     "tubelets_method": (
         {"tubelets": {"method": "random_crops"}},
-        {**IMPORTANCE, "report": 1, "all": 1},
+        {**IMPORTANCE, "static_dynamic": 1, "report": 1, "all": 1},
     ),
     "concepts": ({"concepts": {"selection": "silhouette"}}, CONCEPTS_ON),
     "concepts_elbow": ({"concepts": {"elbow_threshold": 0.9}}, CONCEPTS_ON),
@@ -54,7 +62,7 @@ SETTING_CHANGES = {
     ),
     "masking": (  # every job that masks the model, and the targets scored by the metric
         {"masking": {"metric": "logit"}},
-        {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1},
+        {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1, "static_dynamic": 1},
     ),
     # the masking mode does not change what a video's target or unmasked score is, nor
     # the heads, which are always ranked and pruned by removing them
@@ -68,6 +76,8 @@ SETTING_CHANGES = {
     "straightening": ({"straightening": {"permutations": 5}}, {"straightening": 1, **REPORT_ON}),
     # switched off: nothing to compute, and a report without its page
     "straightening_off": ({"straightening": {"enabled": False}}, REPORT_ON),
+    "static_dynamic": ({"static_dynamic": {"pairs": 3}}, {"static_dynamic": 1, **REPORT_ON}),
+    "static_dynamic_off": ({"static_dynamic": {"enabled": False}}, REPORT_ON),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
         {
@@ -126,7 +136,7 @@ METHOD_EDITS = {
     "methods/proposals.py": TUBELETS_ON,  # both tubelet methods use it
     "methods/cnmf.py": CONCEPTS_ON,
     "methods/tokens.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},
-    "methods/objectives.py": {"targets": 1, **MASKING_ON},
+    "methods/objectives.py": {"targets": 1, "static_dynamic": 1, **MASKING_ON},
     "methods/cris.py": {**CRIS_ON, "heads": 1},  # head importance is CRIS over heads
     "methods/ranking.py": {"cris_gather": 1, "occlusion": 1, "curves": 1, "heads": 1, **REPORT_ON},
     "methods/occlusion.py": {"occlusion": 1, "curves": 1, **REPORT_ON},
@@ -137,11 +147,12 @@ METHOD_EDITS = {
     # shows an edit rerunning it)
     "methods/rosetta.py": {},
     "methods/straightening.py": {"straightening": 1, **REPORT_ON},
+    "methods/static_dynamic.py": {"static_dynamic": 1, **REPORT_ON},
 }
 MODULE_EDITS = {
     **METHOD_EDITS,
     "stages/features.py": FEATURES_ON,
-    "stages/targets.py": {"targets": 1, **MASKING_ON},
+    "stages/targets.py": {"targets": 1, "static_dynamic": 1, **MASKING_ON},
     "models/scorer.py": MASKING_ON,
     # the units store module is read by every masking job, heads included
     "stores/units.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},

@@ -52,8 +52,9 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "curves": 1,
         "heads": 1,
         "straightening": 1,
+        "static_dynamic": 1,
         "report": 1,
-        "total": 28,
+        "total": 29,
     }
 
 
@@ -67,6 +68,31 @@ def test_straightening_covers_every_video_and_layer_and_beats_shuffled_time(fini
     # the demo's objects move smoothly: pixels far straighter than in shuffled time
     pixels = table[table["layer"] == -1]
     assert pixels["curvature"].mean() < pixels["shuffled_curvature"].mean() - 10
+
+
+def test_static_dynamic_scores_every_concept_and_the_report_shows_it(finished_run):
+    """The run's analysed layers (1 and 3), the demo's two stylized copies per video,
+    every concept of the concept stores scored, and the score in the concept table."""
+    folder = next(finished_run.glob("results/static_dynamic/*/"))
+    layers = pd.read_csv(folder / "static_dynamic_layers.tsv", sep="\t")
+    assert sorted(layers["layer"].unique()) == [1, 3]
+    assert set(layers["weights"]) == {"trained", "random"}
+    versions = pd.read_csv(folder / "static_dynamic_versions.tsv", sep="\t")
+    assert (
+        versions.set_index(["weights", "version"])["clips"].to_dict()[("trained", "styled")] == 12
+    )
+    concepts = pd.read_csv(folder / "static_dynamic_concepts.tsv", sep="\t")
+    importance = pd.read_csv(
+        next(finished_run.glob("results/cris_gather/*/*/concept_importance.tsv")), sep="\t"
+    )
+    key = ["layer", "head", "concept"]
+    assert sorted(map(tuple, concepts[key].to_numpy())) == sorted(
+        map(tuple, importance[key].to_numpy())
+    )
+    removal = pd.read_csv(folder / "unit_removal.tsv", sep="\t")
+    assert set(removal["layer"]) == {3}  # the last analysed layer
+    page = next(finished_run.glob("results/report/run-*/models/demo/index.html")).read_text()
+    assert "<th>s dynamic</th>" in page and "<th>static / dynamic</th>" in page
 
 
 def test_run_produces_complete_stores(finished_run):
@@ -93,7 +119,7 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
     rules = {job.rule for job in dry_run(finished_run, "--forceall").job_list} - {"all"}
-    assert len(rules) == 16
+    assert len(rules) == 17
     for rule in rules:  # outputs, logs and benchmarks under the rule's (= stage's) own name
         assert (finished_run / "results" / rule).is_dir(), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule
@@ -183,7 +209,16 @@ def test_default_profile_is_picked_up(finished_run, tmp_path):
     assert "videoconcepts decode --video" in out
 
 
-MODEL_RULES = {"features", "concepts", "targets", "cris", "occlusion", "curves", "heads"}
+MODEL_RULES = {
+    "features",
+    "concepts",
+    "targets",
+    "cris",
+    "occlusion",
+    "curves",
+    "heads",
+    "static_dynamic",
+}
 
 
 def planned_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
@@ -388,6 +423,7 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
         "index.html",
         "models/demo/index.html",
         "analyses/straightening/index.html",
+        "analyses/static_dynamic/index.html",
     }
     overview = [src for src, *_ in pages["index.html"]["images"]]
     assert "figures/models.png" in overview

@@ -29,6 +29,7 @@ from videoconcepts.plan.settings import (
     resolve_report,
     resolve_rosetta,
     resolve_straightening,
+    resolve_static_dynamic,
     resolve_proposals,
     resolve_decode,
     resolve_features,
@@ -37,7 +38,7 @@ from videoconcepts.plan.settings import (
     shards,
 )
 from videoconcepts.plan.sources import stage_sources
-from videoconcepts.demo import dataset_ids
+from videoconcepts.demo import dataset_ids, styled_path
 
 min_version("9.0")
 
@@ -71,7 +72,11 @@ def _load_samples() -> pd.DataFrame:
     if DEMO:
         ids = dataset_ids(config["demo"]["videos_per_event"])
         paths = [f"{DEMO_DIR}/videos/{i}.mp4" for i in ids]
-        return pd.DataFrame({"id": ids, "path": paths, "label": ""})
+        styles = range(1, config["demo"]["styles"] + 1)
+        styled = [
+            ";".join(f"{DEMO_DIR}/{styled_path(i, k)}" for k in styles) for i in ids
+        ]
+        return pd.DataFrame({"id": ids, "path": paths, "label": "", "styled": styled})
     # With on_bad_video: skip a missing file is not an error here: its decode job (see
     # video_input) writes a skip record for it, like for any other unusable video.
     try:
@@ -178,6 +183,13 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     m.straightening_on = view["straightening"]["enabled"]
     m.straightening = resolve_straightening(view)
     m.straightening_tag = f"{m.features_tag}-{settings_hash(m.straightening)}"
+    # Static/dynamic runs the model on its own restyled and shuffled clips: named by the
+    # concepts it scores, the targets it removes units against, and its own settings.
+    m.static_dynamic_on = view["static_dynamic"]["enabled"]
+    m.static_dynamic = resolve_static_dynamic(view, m.layers)
+    m.static_dynamic_tag = (
+        f"{m.concepts_tag}-{settings_hash(m.targets)}-{settings_hash(m.static_dynamic)}"
+    )
     # CPU threads of the model-running jobs (runtime options, never hashed).
     m.feature_threads = for_model(view, "features", "threads")
     m.masking_threads = for_model(view, "masking", "threads")
@@ -230,6 +242,9 @@ TAGS = {
     "heads": tag_index("heads_tag"),
     "straightening": {
         m.straightening_tag: (m, None) for m in MODELS.values() if m.straightening_on
+    },
+    "static_dynamic": {
+        m.static_dynamic_tag: (m, None) for m in MODELS.values() if m.static_dynamic_on
     },
 }
 
@@ -390,6 +405,25 @@ def straightening_outputs(m) -> dict[str, str]:
     }
 
 
+STATIC_DYNAMIC_TABLES = ("layers", "units", "concepts", "versions", "removal")
+
+
+def static_dynamic_outputs(m) -> dict[str, str]:
+    """The static/dynamic store and tables of a model (none when it is switched off)."""
+    if not m.static_dynamic_on:
+        return {}
+    folder = f"{RESULTS}/static_dynamic/{m.static_dynamic_tag}"
+    names = {name: f"static_dynamic_{name}" for name in STATIC_DYNAMIC_TABLES}
+    names["removal"] = "unit_removal"
+    tables = {name: f"{folder}/{file}.tsv" for name, file in names.items()}
+    return {"store": f"{folder}/static_dynamic.zarr", **tables}
+
+
+def styled_videos() -> list[str]:
+    """Every stylized copy the sample sheet lists (the demo's: made by demo_data)."""
+    return [p for cell in SAMPLES["styled"] for p in str(cell).split(";") if p]
+
+
 def importance_outputs(m) -> list[str]:
     return [
         cris_tables(m)["importance"],
@@ -430,6 +464,7 @@ def model_settings(m) -> dict:
         "curves": m.curves,
         "heads": m.heads,
         "straightening": m.straightening if m.straightening_on else None,
+        "static_dynamic": m.static_dynamic if m.static_dynamic_on else None,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
         settings["validation"] = {**m.proposals, "crossfit": m.validation}
@@ -465,6 +500,7 @@ def model_benchmarks(m) -> list[str]:
         f"curves/{m.curves_tag}.tsv",
         f"heads/{m.heads_tag}.tsv",
         f"straightening/{m.straightening_tag}.tsv",
+        f"static_dynamic/{m.static_dynamic_tag}.tsv",
     ]
     if DEMO:
         patterns += ["demo_data/demo_data.tsv", f"validation/{m.validation_tag}.tsv"]
@@ -492,6 +528,11 @@ def model_outputs(m) -> dict[str, list[str]]:
         "straightening": (
             [straightening_outputs(m)["table"]] if m.straightening_on else []
         ),
+        **{
+            f"static_dynamic_{name}": [path]
+            for name, path in static_dynamic_outputs(m).items()
+            if name != "store"
+        },
     }
 
 

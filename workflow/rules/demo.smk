@@ -8,6 +8,7 @@ rule demo_data:
             dir=DEMO_DIR,
             video=dataset_ids(config["demo"]["videos_per_event"]),
         ),
+        styled=styled_videos() if DEMO else [],
         samples=f"{DEMO_DIR}/samples.tsv",
         ground_truth=directory(f"{DEMO_DIR}/ground_truth.zarr"),
     log:
@@ -23,9 +24,10 @@ rule demo_data:
         out=lambda wildcards, output: Path(output.samples).parent,
         videos_per_event=config["demo"]["videos_per_event"],
         seed=config["demo"]["seed"],
+        styles=config["demo"]["styles"],
     shell:
         "videoconcepts demo_data --out {params.out:q} --videos-per-event {params.videos_per_event}"
-        " --seed {params.seed} > {log:q} 2>&1"
+        " --seed {params.seed} --styles {params.styles} > {log:q} 2>&1"
 
 
 rule train_demo_model:

@@ -17,3 +17,8 @@ EVENTS: tuple[str, ...] = (
 def dataset_ids(videos_per_event: int) -> list[str]:
     """Ids of the videos ``synthetic.generate_dataset`` writes (known before it runs)."""
     return [f"vid{i:04d}" for i in range(videos_per_event * len(EVENTS))]
+
+
+def styled_path(video_id: str, style: int) -> str:
+    """Stylized copy ``style`` (from 1) of a demo video, relative to the demo's folder."""
+    return f"styled/{video_id}-s{style}.mp4"

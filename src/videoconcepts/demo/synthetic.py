@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from videoconcepts.demo import EVENTS, dataset_ids
+from videoconcepts.demo import EVENTS, dataset_ids, styled_path
 from videoconcepts.stores.base import atomic_store, create_array, write_array, write_table
 
 ROLES: tuple[str, ...] = ("target", "distractor", "occluder", "container")
@@ -317,9 +317,19 @@ def _visible(layers: list[tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def render_video(
-    event: str, rng: np.random.Generator, n_frames: int = 32, size: int = 64
+    event: str,
+    rng: np.random.Generator,
+    n_frames: int = 32,
+    size: int = 64,
+    look: np.random.Generator | None = None,
 ) -> SyntheticVideo:
-    """Render one clip of ``event``; the same rng state always gives the same clip."""
+    """Render one clip of ``event``; the same rng state always gives the same clip.
+
+    ``rng`` draws the geometry (layout, trajectories, distractors) before the look, so
+    passing ``look`` re-renders the very same scene, masks and motion in another style:
+    every colour and the background texture drawn from ``look`` instead of the demo's
+    palette (the stylized copies of the static/dynamic analysis).
+    """
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
     if n_frames < MIN_FRAMES or size < MIN_SIZE:
@@ -332,13 +342,14 @@ def render_video(
     cup, inside = _cup(layout)
     occluder = _box(layout.occluder, size)
 
-    frames = np.repeat(_background(rng, size)[None], n_frames, axis=0)
+    paint = rng if look is None else look
+    frames = np.repeat(_background(paint, size)[None], n_frames, axis=0)
     for square in squares:
-        frames[square] = _jitter(rng, [(40, 90, 220), (40, 190, 80)][rng.integers(2)], 20)
-    frames[target] = _jitter(rng, (215, 40, 35), 20)
-    frames[:, occluder] = _jitter(rng, (135, 135, 135), 4) + rng.integers(-15, 16)
-    frames[:, cup] = _jitter(rng, (215, 125, 45), 15)
-    frames[:, inside] = _jitter(rng, (110, 60, 25), 10)
+        frames[square] = _jitter(paint, [(40, 90, 220), (40, 190, 80)][paint.integers(2)], 20)
+    frames[target] = _jitter(paint, (215, 40, 35), 20)
+    frames[:, occluder] = _jitter(paint, (135, 135, 135), 4) + paint.integers(-15, 16)
+    frames[:, cup] = _jitter(paint, (215, 125, 45), 15)
+    frames[:, inside] = _jitter(paint, (110, 60, 25), 10)
 
     def every_frame(mask: np.ndarray) -> np.ndarray:
         return np.broadcast_to(mask, target.shape)
@@ -399,14 +410,18 @@ def generate_dataset(
     n_frames: int = 32,
     size: int = 64,
     fps: int = 24,
+    styles: int = 0,
     *,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Write ``videos/*.mp4``, ``samples.tsv`` and ``ground_truth.zarr`` under ``out_dir``.
+    """Write ``videos/*.mp4``, ``samples.tsv`` and ``ground_truth.zarr`` under ``out_dir``,
+    and ``styles`` stylized copies of each video, ``styled/<id>-s<k>.mp4``.
 
     Video ``i`` shows ``EVENTS[i % len(EVENTS)]`` and is rendered from
-    ``np.random.default_rng([seed, i])``, so each one can be reproduced on its own.
-    Returns the samples table (columns ``path``, ``id``, ``label``).
+    ``np.random.default_rng([seed, i])``, so each one can be reproduced on its own; its
+    copy ``k`` is the same scene in the look drawn from ``default_rng([seed, i, k])``.
+    Returns the samples table (columns ``path``, ``id``, ``label``, and ``styled``, the
+    copies' paths joined by ``;``, when there are copies).
     """
     if videos_per_event < 1:
         raise ValueError("videos_per_event must be at least 1")
@@ -436,6 +451,12 @@ def generate_dataset(
             rng = np.random.default_rng([seed, i])
             video = render_video(EVENTS[labels[i]], rng, n_frames, size)
             write_mp4(out_dir / "videos" / f"{ids[i]}.mp4", video.frames, fps)
+            for k in range(1, styles + 1):
+                look = np.random.default_rng([seed, i, k])
+                copy = render_video(
+                    EVENTS[labels[i]], np.random.default_rng([seed, i]), n_frames, size, look
+                )
+                write_mp4(out_dir / styled_path(ids[i], k), copy.frames, fps)
             masks[i] = video.masks.astype(np.uint8)
             amodal[i] = video.amodal_target.astype(np.uint8)
         write_array(group, "labels", labels)
@@ -446,5 +467,9 @@ def generate_dataset(
             "label": [EVENTS[k] for k in labels],
         }
     )
+    if styles:
+        table["styled"] = [
+            ";".join(styled_path(vid, k) for k in range(1, styles + 1)) for vid in ids
+        ]
     write_table(table, out_dir / "samples.tsv")
     return table

@@ -158,3 +158,22 @@ def save_random(family: str, path: Path, size: Size = "tiny") -> Path:
     }
     builders[family]().save_pretrained(path)
     return path
+
+
+@torch.no_grad()
+def randomise_weights(model: torch.nn.Module, seed: int, std: float = 0.02) -> torch.nn.Module:
+    """Redraw every weight of ``model`` in place (the random-weights control of an
+    analysis): modules with ``reset_parameters`` (linear, convolution, normalisation
+    layers) reset to PyTorch's initialisation, any other parameter (class tokens,
+    learned position embeddings) drawn from N(0, std^2). Hugging Face's own
+    ``_init_weights`` skips modules it marks as loaded, so it cannot do this."""
+    torch.manual_seed(seed)
+    reset = set()
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+            reset.update(id(p) for p in module.parameters(recurse=False))
+    for parameter in model.parameters():
+        if id(parameter) not in reset:
+            parameter.normal_(0.0, std)
+    return model

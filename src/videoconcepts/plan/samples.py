@@ -1,6 +1,7 @@
 """Sample sheets: which videos to analyse, with ids and optional labels (no torch here).
 
-A sample source is a CSV/TSV sheet (columns ``path``, optional ``id`` and ``label``),
+A sample source is a CSV/TSV sheet (columns ``path``, optional ``id``, ``label`` and
+``styled``, a video's stylized copies for static_dynamic, separated by ``;``),
 a folder of videos, or a glob pattern. Paths relative to a sheet are resolved against
 the sheet's folder. All problems are collected and reported together, before any job runs.
 """
@@ -32,10 +33,15 @@ def _read_sheet(path: Path) -> pd.DataFrame:
         raise SampleSheetError(
             f"{path}: sample sheet needs a 'path' column (found: {', '.join(table.columns)})"
         )
-    unknown = sorted(set(table.columns) - {"path", "id", "label"})
+    unknown = sorted(set(table.columns) - {"path", "id", "label", "styled"})
     if unknown:
         raise SampleSheetError(f"{path}: unknown sample sheet columns: {', '.join(unknown)}")
     table["path"] = [str((path.parent / p.strip()).resolve()) for p in table["path"]]
+    if "styled" in table.columns:  # stylized copies, ";"-separated, for static_dynamic
+        table["styled"] = [
+            ";".join(str((path.parent / p.strip()).resolve()) for p in cell.split(";") if p.strip())
+            for cell in table["styled"]
+        ]
     return table
 
 
@@ -49,7 +55,8 @@ def _videos_in(paths: list[Path], source: str) -> pd.DataFrame:
 
 
 def load_samples(source: str | Path, check_files: bool = True) -> pd.DataFrame:
-    """Table with columns ``id``, ``path`` (absolute) and ``label`` (may be empty)."""
+    """Table with columns ``id``, ``path`` (absolute), ``label`` and ``styled`` (the
+    absolute paths of a video's stylized copies joined by ``;``); both may be empty."""
     source_path = Path(source).expanduser()
     if source_path.is_dir():
         table = _videos_in(list(source_path.iterdir()), str(source))
@@ -64,9 +71,10 @@ def load_samples(source: str | Path, check_files: bool = True) -> pd.DataFrame:
     if "id" not in table.columns or (table["id"].str.strip() == "").all():
         table["id"] = [Path(p).stem for p in table["path"]]
     table["id"] = table["id"].str.strip()
-    if "label" not in table.columns:
-        table["label"] = ""
-    table = table[["id", "path", "label"]].reset_index(drop=True)
+    for column in ("label", "styled"):
+        if column not in table.columns:
+            table[column] = ""
+    table = table[["id", "path", "label", "styled"]].reset_index(drop=True)
     check_samples(table, str(source), check_files)
     return table
 
@@ -84,7 +92,8 @@ def check_samples(table: pd.DataFrame, source: str, check_files: bool = True) ->
     if duplicated:
         problems.append("duplicate ids: " + ", ".join(duplicated[:10]))
     if check_files:
-        missing = [p for p in table["path"] if not Path(p).is_file()]
+        copies = [p for cell in table["styled"] for p in cell.split(";") if p]
+        missing = [p for p in [*table["path"], *copies] if not Path(p).is_file()]
         if missing:
             problems.append("missing video files: " + ", ".join(missing[:10]))
     if problems:

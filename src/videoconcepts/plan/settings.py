@@ -54,6 +54,7 @@ STAGE_SECTIONS = (
     "curves",
     "heads",
     "straightening",
+    "static_dynamic",
 )
 
 
@@ -332,6 +333,27 @@ def resolve_straightening(config: dict[str, Any]) -> dict[str, Any]:
             "straightening.enabled: false"
         )
     return {key: value for key, value in straightening.items() if key != "enabled"}
+
+
+def resolve_static_dynamic(config: dict[str, Any], layers: list[int]) -> dict[str, Any]:
+    """The stage's settings over the analysed ``layers``: its units are the concepts'
+    head features (tubelets.head_kind) and the residual stream; removal at the last
+    analysed layer unless ``removal_layers`` names others."""
+    section = config["static_dynamic"]
+    removal = sorted(section["removal_layers"] or layers[-1:])
+    bad = [layer for layer in removal if layer not in layers]
+    if bad:
+        raise ValueError(
+            f"static_dynamic.removal_layers {bad} are not analysed layers (features.layers: "
+            f"{layers})"
+        )
+    kept = ("pairs", "threshold", "removal_fractions", "random_repeats", "random_weights", "seed")
+    return {
+        "layers": layers,
+        "head_kind": config["tubelets"]["head_kind"],
+        **{key: section[key] for key in kept},
+        "removal_layers": removal,
+    }
 
 
 def resolve_report(config: dict[str, Any]) -> dict[str, Any]:

@@ -145,6 +145,20 @@ def concept_rows(cris: pd.DataFrame, concept_counts: dict[int, np.ndarray]) -> p
     return table
 
 
+def static_dynamic_columns(inputs, concepts: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each concept's static and dynamic correlation and class, where static_dynamic ran."""
+    if "static_dynamic_concepts" not in inputs:
+        return {}
+    key = ["layer", "head", "concept"]
+    scores = inputs.table("static_dynamic_concepts").set_index(key)
+    rows = scores.reindex(pd.MultiIndex.from_frame(concepts[key]))
+    return {
+        "s static": rows["s_static"].to_numpy(),
+        "s dynamic": rows["s_dynamic"].to_numpy(),
+        "static / dynamic": rows["class"].to_numpy(),
+    }
+
+
 def section(context: Context) -> str:
     inputs, settings, out = context.inputs, context.settings, context.out
     cris, occlusion = inputs.table("cris"), inputs.table("occlusion")
@@ -198,6 +212,7 @@ def section(context: Context) -> str:
             "occlusion rank": occlusion_rank.reindex(concepts["unit"]).to_numpy(),
             "videos": concepts["n_videos"],
             "tubelets": concepts["tubelets"],
+            **static_dynamic_columns(inputs, concepts),
             "examples (support highlighted)": [clips.get(int(u), "") for u in concepts["unit"]],
         }
     )

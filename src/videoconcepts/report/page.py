@@ -107,7 +107,8 @@ def axes(width: float, height: float):
 
 
 def save(fig: Figure, path: Path) -> str:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # figures made with layout="constrained" keep it
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     return f"figures/{path.name}"
 

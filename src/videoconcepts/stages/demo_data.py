@@ -15,8 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--videos-per-event", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--styles", type=int, required=True, help="stylized copies per video")
 
 
 def run(args: argparse.Namespace) -> None:
-    table = generate_dataset(args.out, args.videos_per_event, args.seed, progress=True)
+    table = generate_dataset(
+        args.out, args.videos_per_event, args.seed, styles=args.styles, progress=True
+    )
     print(f"{len(table)} demo videos in {args.out}", file=sys.stderr)

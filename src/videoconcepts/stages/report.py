@@ -10,7 +10,15 @@ import argparse
 import json
 import sys
 
-from videoconcepts.report import cris, curves, heads, rosetta, straightening, validation
+from videoconcepts.report import (
+    cris,
+    curves,
+    heads,
+    rosetta,
+    static_dynamic,
+    straightening,
+    validation,
+)
 from videoconcepts.report import run as run_section
 from videoconcepts.report.page import Inputs, ReportSettings, write_report
 from videoconcepts.runtime import named_paths, typed_json
@@ -27,7 +35,7 @@ PER_MODEL = [
     heads.section,
     validation.section,
 ]
-ANALYSES = [rosetta.ANALYSIS, straightening.ANALYSIS]
+ANALYSES = [rosetta.ANALYSIS, straightening.ANALYSIS, static_dynamic.ANALYSIS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
