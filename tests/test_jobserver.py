@@ -54,6 +54,7 @@ def videoconcepts(*args: str, env: dict[str, str] | None = None, **kwargs) -> su
 
 def demo_data(out: Path, videos_per_event: int = 1, **kwargs) -> subprocess.Popen:
     args = ("--out", str(out), "--videos-per-event", str(videos_per_event), "--seed", "1")
+    args = (*args, "--styles", "0")
     return videoconcepts("demo_data", *args, **kwargs)
 
 

@@ -86,6 +86,8 @@ def test_sigkilled_writer_leaves_no_store_and_rerun_recovers(tmp_path):
         "30",
         "--seed",
         "0",
+        "--styles",
+        "0",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
