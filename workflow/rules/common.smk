@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from videoconcepts.plan.checkpoints import MissingCheckpointError, checkpoint_files
-from videoconcepts.plan.samples import SampleSheetError, load_samples
+from videoconcepts.plan.samples import SampleSheetError, load_samples, styled_paths
 from videoconcepts.plan.settings import (
     analysed_layers,
     resolve_targets,
@@ -421,7 +421,7 @@ def static_dynamic_outputs(m) -> dict[str, str]:
 
 def styled_videos() -> list[str]:
     """Every stylized copy the sample sheet lists (the demo's: made by demo_data)."""
-    return [p for cell in SAMPLES["styled"] for p in str(cell).split(";") if p]
+    return [p for cell in SAMPLES["styled"] for p in styled_paths(cell)]
 
 
 def importance_outputs(m) -> list[str]:

@@ -18,6 +18,11 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def styled_paths(cell: str) -> list[str]:
+    """The stylized copies a ``styled`` cell lists (``;``-separated, blanks dropped)."""
+    return [p.strip() for p in str(cell).split(";") if p.strip()]
+
+
 class SampleSheetError(ValueError):
     """The sample source is unusable; the message lists every problem found."""
 
@@ -39,7 +44,7 @@ def _read_sheet(path: Path) -> pd.DataFrame:
     table["path"] = [str((path.parent / p.strip()).resolve()) for p in table["path"]]
     if "styled" in table.columns:  # stylized copies, ";"-separated, for static_dynamic
         table["styled"] = [
-            ";".join(str((path.parent / p.strip()).resolve()) for p in cell.split(";") if p.strip())
+            ";".join(str((path.parent / p).resolve()) for p in styled_paths(cell))
             for cell in table["styled"]
         ]
     return table
@@ -92,7 +97,7 @@ def check_samples(table: pd.DataFrame, source: str, check_files: bool = True) ->
     if duplicated:
         problems.append("duplicate ids: " + ", ".join(duplicated[:10]))
     if check_files:
-        copies = [p for cell in table["styled"] for p in cell.split(";") if p]
+        copies = [p for cell in table["styled"] for p in styled_paths(cell)]
         missing = [p for p in [*table["path"], *copies] if not Path(p).is_file()]
         if missing:
             problems.append("missing video files: " + ", ".join(missing[:10]))

@@ -44,7 +44,7 @@ from videoconcepts.methods.static_dynamic import (
 )
 from videoconcepts.models import ModelAdapter, load_adapter
 from videoconcepts.models.random_checkpoints import randomise_weights
-from videoconcepts.plan.samples import load_samples
+from videoconcepts.plan.samples import load_samples, styled_paths
 from videoconcepts.runtime import Runtime, typed_json
 from videoconcepts.stages.targets import TargetSettings
 from videoconcepts.stores.base import atomic_store, write_array, write_table
@@ -109,7 +109,7 @@ def styled_copies(samples: str | None, ids: Sequence[str]) -> dict[str, list[str
     if not samples:
         return {}
     sheet = load_samples(samples).set_index("id")
-    copies = {v: [p for p in str(sheet.loc[v, "styled"]).split(";") if p] for v in ids}
+    copies = {v: styled_paths(sheet.loc[v, "styled"]) for v in ids}
     counts = {len(paths) for paths in copies.values()}
     if counts == {0}:
         return {}
