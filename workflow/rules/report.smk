@@ -16,6 +16,8 @@ rule report:
         benchmark_path("report", Path(report_dir()).name)
     conda:
         ENV
+    # The run's last job, alone: its model and analysis pages drawn two at a time.
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
@@ -26,5 +28,6 @@ rule report:
         inputs=named_inputs,
     shell:
         "videoconcepts report --out {output:q} --settings {params.settings:q}"
-        " --run-settings {params.run_settings:q} {params.inputs:q} {params.benchmarks:q}"
+        " --run-settings {params.run_settings:q} --threads {threads}"
+        " {params.inputs:q} {params.benchmarks:q}"
         " > {log:q} 2>&1"

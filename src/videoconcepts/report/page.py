@@ -14,8 +14,10 @@ touches no other section.
 from __future__ import annotations
 
 import html
+import multiprocessing
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,6 +302,20 @@ def _render(folder: Path, sections: Sequence[Section], context: Context) -> str:
     return "\n".join(section(context) for section in sections)
 
 
+def _render_page(page: tuple[Path, Sequence[Section], Context]) -> str:
+    return _render(*page)
+
+
+def _render_pages(pages: list[tuple[Path, Sequence[Section], Context]], workers: int) -> list[str]:
+    """Each page's body, ``workers`` pages at a time (forked processes: a page's figures
+    and clips are its own, and its sections read only the run's outputs)."""
+    if workers <= 1 or len(pages) <= 1:
+        return [_render_page(page) for page in pages]
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(workers, len(pages)), mp_context=fork) as pool:
+        return list(pool.map(_render_page, pages))
+
+
 def write_report(
     out: str | Path,
     overview: Sequence[Section],
@@ -308,12 +324,13 @@ def write_report(
     inputs: Inputs,
     settings: ReportSettings,
     run_settings: dict,
+    workers: int = 1,
 ) -> Path:
     """Write ``out/index.html`` (the first ``overview`` section, a card per analysis, the
     other overview sections),
     ``out/models/<model>/index.html`` (the ``per_model`` sections on that model's inputs and
     settings) and ``out/analyses/<name>/index.html`` for each analysis the run computed;
-    return the index.
+    return the index. The model and analysis pages are drawn ``workers`` at a time.
 
     The folder is built as a hidden sibling and renamed into place when complete, so a
     killed job never leaves a report that looks finished.
@@ -322,15 +339,34 @@ def write_report(
     building = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(building, ignore_errors=True)
     models = inputs.models
+    jobs = [
+        (
+            building / "models" / model,
+            per_model,
+            Context(
+                inputs.of_model(model),
+                settings,
+                run_settings["models"][model],
+                building / "models" / model,
+            ),
+        )
+        for model in models
+    ]
+    jobs += [
+        (
+            building / analysis_folder(analysis.name),
+            [analysis.page],
+            Context(inputs, settings, run_settings, building / analysis_folder(analysis.name)),
+        )
+        for analysis in analyses
+    ]
+    bodies = _render_pages(jobs, workers)
     pages = {}  # folder -> (title, body, root)
-    for model in models:
-        folder = building / "models" / model
-        context = Context(inputs.of_model(model), settings, run_settings["models"][model], folder)
-        pages[folder] = (f": {html.escape(model)}", _render(folder, per_model, context), "../../")
+    for model, body in zip(models, bodies, strict=False):
+        pages[building / "models" / model] = (f": {html.escape(model)}", body, "../../")
     present = []
-    for analysis in analyses:
+    for analysis, body in zip(analyses, bodies[len(models) :], strict=True):
         folder = building / analysis_folder(analysis.name)
-        body = _render(folder, [analysis.page], Context(inputs, settings, run_settings, folder))
         if body:
             present.append(analysis)
             pages[folder] = (f": {html.escape(analysis.title)}", body, "../../")

@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="report folder (index.html inside)")
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument("--run-settings", required=True, help="JSON resolved settings per stage")
+    parser.add_argument("--threads", type=int, required=True, help="pages drawn at once")
     parser.add_argument("inputs", nargs="+", help="NAME=path, one per input file")
 
 
@@ -54,5 +55,6 @@ def run(args: argparse.Namespace) -> None:
         Inputs(named_paths(args.inputs)),
         args.settings,
         json.loads(args.run_settings),
+        args.threads,
     )
     print(f"report: {index}", file=sys.stderr)
