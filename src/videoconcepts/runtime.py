@@ -48,11 +48,13 @@ class Runtime:
 
     device: str
     precision: str | None  # None where the stage's hashed settings carry it (features)
-    batch_size: int
+    batch_size: int | None  # None where the stage runs no model (sae: its batch is hashed)
     threads: int
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser, precision: bool = True) -> None:
+    def add_arguments(
+        parser: argparse.ArgumentParser, precision: bool = True, batch: bool = True
+    ) -> None:
         parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
         if precision:
             parser.add_argument(
@@ -61,7 +63,8 @@ class Runtime:
                 choices=["auto", "float32", "bfloat16"],
                 help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
             )
-        parser.add_argument("--batch-size", type=int, required=True, help="items per forward")
+        if batch:
+            parser.add_argument("--batch-size", type=int, required=True, help="items per forward")
         parser.add_argument("--threads", type=int, required=True, help="CPU threads for torch")
 
     @classmethod
@@ -70,4 +73,9 @@ class Runtime:
         import torch
 
         torch.set_num_threads(args.threads)
-        return cls(args.device, getattr(args, "precision", None), args.batch_size, args.threads)
+        return cls(
+            args.device,
+            getattr(args, "precision", None),
+            getattr(args, "batch_size", None),
+            args.threads,
+        )

@@ -25,7 +25,8 @@ CONCEPTS_ON = {
     "all": 1,
 }
 TUBELETS_ON = {"tubelets": 4, **CONCEPTS_ON}  # (2 methods) x (2 shards)
-FEATURES_ON = {"features": 2, "straightening": 1, **TUBELETS_ON}
+SAE_ON = {"sae": 2, "sae_metrics": 1}  # lambda 0 and 1, and their measures
+FEATURES_ON = {"features": 2, "straightening": 1, **SAE_ON, **TUBELETS_ON}
 DECODE_ON = {"decode": 6, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
 CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
 REPORT_ON = {"report": 1, "all": 1}
@@ -62,7 +63,14 @@ SETTING_CHANGES = {
     ),
     "masking": (  # every job that masks the model, and the targets scored by the metric
         {"masking": {"metric": "logit"}},
-        {**CRIS_ON, "targets": 1, "occlusion": 1, "heads": 1, "static_dynamic": 1},
+        {
+            **CRIS_ON,
+            "targets": 1,
+            "occlusion": 1,
+            "heads": 1,
+            "static_dynamic": 1,
+            "sae_metrics": 1,
+        },
     ),
     # the masking mode does not change what a video's target or unmasked score is, nor
     # the heads, which are always ranked and pruned by removing them
@@ -78,11 +86,17 @@ SETTING_CHANGES = {
     "straightening_off": ({"straightening": {"enabled": False}}, REPORT_ON),
     "static_dynamic": ({"static_dynamic": {"pairs": 3}}, {"static_dynamic": 1, **REPORT_ON}),
     "static_dynamic_off": ({"static_dynamic": {"enabled": False}}, REPORT_ON),
+    # a new lambda trains its SAE alone; the measures and the report take it in
+    "sae_lambda": ({"sae": {"contrastive": [1, 3]}}, {"sae": 1, "sae_metrics": 1, **REPORT_ON}),
+    "sae_training": ({"sae": {"epochs": 3}}, {**SAE_ON, **REPORT_ON}),
+    "sae_measures": ({"sae": {"random_repeats": 2}}, {"sae_metrics": 1, **REPORT_ON}),
+    "sae_off": ({"sae": {"enabled": False}}, REPORT_ON),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
         {
             "features": {"batch_size": 3, "threads": 2},
             "masking": {"device": "cpu", "threads": 2, "precision": "float32"},
+            "sae": {"checkpoint_every": 7},
         },
         {},
     ),
@@ -136,7 +150,7 @@ METHOD_EDITS = {
     "methods/proposals.py": TUBELETS_ON,  # both tubelet methods use it
     "methods/cnmf.py": CONCEPTS_ON,
     "methods/tokens.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},
-    "methods/objectives.py": {"targets": 1, "static_dynamic": 1, **MASKING_ON},
+    "methods/objectives.py": {"targets": 1, "static_dynamic": 1, "sae_metrics": 1, **MASKING_ON},
     "methods/cris.py": {**CRIS_ON, "heads": 1},  # head importance is CRIS over heads
     "methods/ranking.py": {"cris_gather": 1, "occlusion": 1, "curves": 1, "heads": 1, **REPORT_ON},
     "methods/occlusion.py": {"occlusion": 1, "curves": 1, **REPORT_ON},
@@ -148,11 +162,12 @@ METHOD_EDITS = {
     "methods/rosetta.py": {},
     "methods/straightening.py": {"straightening": 1, **REPORT_ON},
     "methods/static_dynamic.py": {"static_dynamic": 1, **REPORT_ON},
+    "methods/sae.py": {**SAE_ON, **REPORT_ON},
 }
 MODULE_EDITS = {
     **METHOD_EDITS,
     "stages/features.py": FEATURES_ON,
-    "stages/targets.py": {"targets": 1, "static_dynamic": 1, **MASKING_ON},
+    "stages/targets.py": {"targets": 1, "static_dynamic": 1, "sae_metrics": 1, **MASKING_ON},
     "models/scorer.py": MASKING_ON,
     # the units store module is read by every masking job, heads included
     "stores/units.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},

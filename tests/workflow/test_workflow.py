@@ -53,8 +53,10 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "heads": 1,
         "straightening": 1,
         "static_dynamic": 1,
+        "sae": 2,  # lambda 0 and 1 on the last analysed layer
+        "sae_metrics": 1,
         "report": 1,
-        "total": 29,
+        "total": 32,
     }
 
 
@@ -95,6 +97,35 @@ def test_static_dynamic_scores_every_concept_and_the_report_shows_it(finished_ru
     assert "<th>s dynamic</th>" in page and "<th>static / dynamic</th>" in page
 
 
+def test_sae_trains_every_lambda_and_measures_them_against_raw_and_untrained(finished_run):
+    """One SAE per lambda (0 always among them) on the last analysed layer, each in its
+    own folder with no checkpoint left; the measures' rows and the report's page."""
+    stores = sorted(finished_run.glob("results/sae/*/sae.zarr"))
+    settings = sorted(
+        (open_store(s, "sae").attrs["layer"], open_store(s, "sae").attrs["settings"]["contrastive"])
+        for s in stores
+    )
+    assert settings == [(3, 0.0), (3, 1.0)]
+    assert not list(finished_run.glob("results/sae/*/*.checkpoint.pt"))
+    metrics = pd.read_csv(
+        next(finished_run.glob("results/sae_metrics/*/sae_metrics.tsv")), sep="\t"
+    )
+    assert list(metrics["sae"]) == [
+        "layer3-k8-lambda0",
+        "layer3-k8-lambda0-untrained",
+        "layer3-k8-lambda1",
+        "layer3-k8-lambda1-untrained",
+    ]
+    # 4 training videos: 256 features fit them (0.94-0.97) and barely carry over to the 2
+    # held-out ones, but far better than the untrained SAE (tests/stages/test_sae.py
+    # measures 12 videos)
+    ev = metrics["explained_variance"].to_numpy()
+    assert ev[0] > ev[1] + 0.1 and ev[2] > ev[3] + 0.1
+    assert metrics["role_iou"].notna().all()  # the demo's ground truth
+    page = next(finished_run.glob("results/report/run-*/analyses/sae/index.html")).read_text()
+    assert "sae_tradeoff.png" in page and "clips/demo-sae1-feature" in page
+
+
 def test_run_produces_complete_stores(finished_run):
     stores = sorted((finished_run / "results" / "features").glob("*/shard-*.zarr"))
     assert [s.name for s in stores] == ["shard-000.zarr", "shard-001.zarr"]
@@ -119,7 +150,7 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
     rules = {job.rule for job in dry_run(finished_run, "--forceall").job_list} - {"all"}
-    assert len(rules) == 17
+    assert len(rules) == 19
     for rule in rules:  # outputs, logs and benchmarks under the rule's (= stage's) own name
         assert (finished_run / "results" / rule).is_dir(), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule
@@ -218,6 +249,8 @@ MODEL_RULES = {
     "curves",
     "heads",
     "static_dynamic",
+    "sae",
+    "sae_metrics",
 }
 
 
@@ -424,6 +457,7 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
         "models/demo/index.html",
         "analyses/straightening/index.html",
         "analyses/static_dynamic/index.html",
+        "analyses/sae/index.html",
     }
     overview = [src for src, *_ in pages["index.html"]["images"]]
     assert "figures/models.png" in overview
@@ -500,7 +534,8 @@ def test_a_second_model_runs_only_its_own_stages_and_rosetta_matches_it_to_its_c
     assert (same["null_mean"] < 1).all()  # shuffled videos no longer match
     summary = pd.read_csv(next(run.glob("results/rosetta/*/rosetta_summary.tsv")), sep="\t")
     assert summary["tuples"].iloc[0] >= candidates
-    report = next(run.glob("results/report/run-*/index.html"))
+    # the copied run's one-model report is there too: this run's is the newer
+    report = max(run.glob("results/report/run-*/index.html"), key=lambda p: p.stat().st_mtime)
     assert (report.parent / "models" / "copy" / "index.html").is_file()
     assert "Rosetta concepts" in report.read_text()  # its card on the overview
     if shutil.which("chromium"):

@@ -30,6 +30,8 @@ from videoconcepts.plan.settings import (
     resolve_rosetta,
     resolve_straightening,
     resolve_static_dynamic,
+    resolve_sae,
+    resolve_sae_metrics,
     resolve_proposals,
     resolve_decode,
     resolve_features,
@@ -190,6 +192,17 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     m.static_dynamic_tag = (
         f"{m.concepts_tag}-{settings_hash(m.targets)}-{settings_hash(m.static_dynamic)}"
     )
+    # SAEs train on the feature stores: each named by them and its own settings. Their
+    # measures by the SAEs they read, the targets they score against and their own.
+    m.sae_on = view["sae"]["enabled"]
+    m.saes = resolve_sae(view, m.layers) if m.sae_on else []
+    m.sae_tags = [f"{m.features_tag}-{settings_hash(s)}" for s in m.saes]
+    m.sae_metrics = resolve_sae_metrics(view)
+    sae_hash = settings_hash(
+        {"saes": m.sae_tags, "targets": m.targets, **m.sae_metrics}
+    )
+    m.sae_metrics_tag = f"{name}-{sae_hash}"
+    m.sae_every = view["sae"]["checkpoint_every"]
     # CPU threads of the model-running jobs (runtime options, never hashed).
     m.feature_threads = for_model(view, "features", "threads")
     m.masking_threads = for_model(view, "masking", "threads")
@@ -246,6 +259,9 @@ TAGS = {
     "static_dynamic": {
         m.static_dynamic_tag: (m, None) for m in MODELS.values() if m.static_dynamic_on
     },
+    # an SAE's tag gives its model and its position in the model's list of SAEs
+    "sae": {tag: (m, i) for m in MODELS.values() for i, tag in enumerate(m.sae_tags)},
+    "sae_metrics": {m.sae_metrics_tag: (m, None) for m in MODELS.values() if m.sae_on},
 }
 
 
@@ -419,6 +435,28 @@ def static_dynamic_outputs(m) -> dict[str, str]:
     return {"store": f"{folder}/static_dynamic.zarr", **tables}
 
 
+def sae_settings(wildcards) -> dict:
+    """The training settings of an ``sae`` job's SAE."""
+    m, i = job_of("sae", wildcards)
+    return m.saes[i]
+
+
+def sae_store(m, tag: str) -> str:
+    return f"{RESULTS}/sae/{tag}/sae.zarr"
+
+
+SAE_TABLES = ("metrics", "features", "ablation")
+
+
+def sae_outputs(m) -> dict[str, str]:
+    """The SAE measures' tables and gallery of a model (none when switched off)."""
+    if not m.sae_on:
+        return {}
+    folder = f"{RESULTS}/sae_metrics/{m.sae_metrics_tag}"
+    tables = {name: f"{folder}/sae_{name}.tsv" for name in SAE_TABLES}
+    return {**tables, "gallery": f"{folder}/sae_gallery.zarr"}
+
+
 def styled_videos() -> list[str]:
     """Every stylized copy the sample sheet lists (the demo's: made by demo_data)."""
     return [p for cell in SAMPLES["styled"] for p in styled_paths(cell)]
@@ -465,6 +503,7 @@ def model_settings(m) -> dict:
         "heads": m.heads,
         "straightening": m.straightening if m.straightening_on else None,
         "static_dynamic": m.static_dynamic if m.static_dynamic_on else None,
+        "sae": {"saes": m.saes, **m.sae_metrics} if m.sae_on else None,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
         settings["validation"] = {**m.proposals, "crossfit": m.validation}
@@ -501,6 +540,8 @@ def model_benchmarks(m) -> list[str]:
         f"heads/{m.heads_tag}.tsv",
         f"straightening/{m.straightening_tag}.tsv",
         f"static_dynamic/{m.static_dynamic_tag}.tsv",
+        *[f"sae/{tag}.tsv" for tag in m.sae_tags],
+        f"sae_metrics/{m.sae_metrics_tag}.tsv",
     ]
     if DEMO:
         patterns += ["demo_data/demo_data.tsv", f"validation/{m.validation_tag}.tsv"]
@@ -533,6 +574,7 @@ def model_outputs(m) -> dict[str, list[str]]:
             for name, path in static_dynamic_outputs(m).items()
             if name != "store"
         },
+        **{f"sae_{name}": [path] for name, path in sae_outputs(m).items()},
     }
 
 

@@ -2,7 +2,8 @@
 
 An adapter knows a family's token grid, heads, hook points and preprocessing, and
 captures per-head keys/queries/values plus residual-stream tokens for chosen layers in
-one forward pass. Hooks only read activations; they never change the model's output.
+one forward pass. Capture hooks only read activations; :meth:`ModelAdapter.edited_residual`
+is the one hook that changes them, on purpose (the SAE's causal ablation).
 """
 
 from __future__ import annotations
@@ -325,6 +326,34 @@ class ModelAdapter(ABC):
         finally:
             for handle in handles:
                 handle.remove()
+
+    @contextmanager
+    def edited_residual(
+        self, layer: int, edit: Callable[[torch.Tensor], torch.Tensor], batch: int
+    ) -> Iterator[None]:
+        """Replace the patch tokens of the residual stream after ``layer`` by
+        ``edit(tokens)``, tokens (batch, N, width) in T'H'W' order, for forward passes of
+        ``batch`` clips; special tokens (CLS and the like) pass unchanged. Where each
+        patch token sits in the block's output is found by running :meth:`patch_tokens`
+        on the output's own row numbers, so every family's layout is handled as it is
+        read."""
+
+        def hook(_module, _inputs, output):
+            raw = output[0] if isinstance(output, tuple) else output
+            rows = torch.arange(raw[..., 0].numel(), device=raw.device)
+            at = self.patch_tokens(rows.view(*raw.shape[:-1], 1), "residual", batch)[..., 0]
+            flat = raw.reshape(-1, raw.shape[-1])
+            new = edit(flat[at].float()).to(raw.dtype)
+            edited = flat.clone()
+            edited[at.reshape(-1)] = new.reshape(-1, raw.shape[-1])
+            edited = edited.view_as(raw)
+            return (edited, *output[1:]) if isinstance(output, tuple) else edited
+
+        handle = self.block(layer).register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
 
     @torch.inference_mode()
     def capture(

@@ -15,6 +15,7 @@ from videoconcepts.report import (
     curves,
     heads,
     rosetta,
+    sae,
     static_dynamic,
     straightening,
     validation,
@@ -35,7 +36,7 @@ PER_MODEL = [
     heads.section,
     validation.section,
 ]
-ANALYSES = [rosetta.ANALYSIS, straightening.ANALYSIS, static_dynamic.ANALYSIS]
+ANALYSES = [rosetta.ANALYSIS, straightening.ANALYSIS, static_dynamic.ANALYSIS, sae.ANALYSIS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
