@@ -17,6 +17,7 @@ from videoconcepts.plan.settings import (
     resolve_masking,
     resolve_model_section,
     resolve_proposals,
+    resolve_sae,
     settings_hash,
     shards,
 )
@@ -195,3 +196,24 @@ def test_null_model_dependent_settings_come_from_the_model_and_given_ones_win():
     config["curves"]["steps"], config["masking"]["threads"] = 5, 3
     config["cris"]["shards"] = 4
     assert resolved() == (64, 32, 5, 3, 4)
+
+
+def test_sae_trains_every_layer_k_and_lambda_and_plain_always_below_the_last_block():
+    config = {
+        "model": {"checkpoint": "demo"},
+        "features": {"residual": True},
+        "sae": {**defaults("sae"), "k": [16, 8], "contrastive": [1, 0.5]},
+    }
+    saes = resolve_sae(config, [0, 1, 2, 3])
+    assert [(s["layer"], s["k"], s["contrastive"]) for s in saes] == [
+        (2, 8, 0.0), (2, 8, 0.5), (2, 8, 1.0), (2, 16, 0.0), (2, 16, 0.5), (2, 16, 1.0),
+    ]  # fmt: skip
+    assert {s["epochs"] for s in saes} == {BY_MODEL[("sae", "epochs")]["demo"]}
+    assert resolve_sae(config, [3])[0]["layer"] == 3  # nothing below the last block
+    config["sae"]["layers"] = [1, 3]
+    assert {s["layer"] for s in resolve_sae(config, [1, 3])} == {1, 3}
+    with pytest.raises(ValueError, match=r"sae.layers \[3\] are not analysed"):
+        resolve_sae(config, [0, 1])
+    config["features"]["residual"] = False
+    with pytest.raises(ValueError, match="features.residual: true"):
+        resolve_sae(config, [1, 3])

@@ -107,6 +107,8 @@ def test_removing_the_most_predictive_features_hurts_more_than_random_ones(measu
     assert set(ablation["removed"]) == {"top", "random"} and ablation["videos"].min() == 2
     by_kind = ablation.groupby(["sae", "removed"])["drop"].mean().unstack()
     assert (by_kind["top"] > by_kind["random"] + 0.02).all(), by_kind
+    falls = ablation.groupby(["sae", "removed"])["probability_drop"].mean().unstack()
+    assert (falls["top"] > falls["random"]).all(), falls
 
 
 def test_feature_tables_and_gallery_match_the_saes(measured, demo):

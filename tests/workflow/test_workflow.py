@@ -53,7 +53,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "heads": 1,
         "straightening": 1,
         "static_dynamic": 1,
-        "sae": 2,  # lambda 0 and 1 on the last analysed layer
+        "sae": 2,  # lambda 0 and 1 on the deepest analysed layer below the model's last
         "sae_metrics": 1,
         "report": 1,
         "total": 32,
@@ -105,16 +105,16 @@ def test_sae_trains_every_lambda_and_measures_them_against_raw_and_untrained(fin
         (open_store(s, "sae").attrs["layer"], open_store(s, "sae").attrs["settings"]["contrastive"])
         for s in stores
     )
-    assert settings == [(3, 0.0), (3, 1.0)]
+    assert settings == [(1, 0.0), (1, 1.0)]  # the deepest analysed layer below the last
     assert not list(finished_run.glob("results/sae/*/*.checkpoint.pt"))
     metrics = pd.read_csv(
         next(finished_run.glob("results/sae_metrics/*/sae_metrics.tsv")), sep="\t"
     )
     assert list(metrics["sae"]) == [
-        "layer3-k8-lambda0",
-        "layer3-k8-lambda0-untrained",
-        "layer3-k8-lambda1",
-        "layer3-k8-lambda1-untrained",
+        "layer1-k8-lambda0",
+        "layer1-k8-lambda0-untrained",
+        "layer1-k8-lambda1",
+        "layer1-k8-lambda1-untrained",
     ]
     # 4 training videos: 256 features fit them (0.94-0.97) and barely carry over to the 2
     # held-out ones, but far better than the untrained SAE (tests/stages/test_sae.py

@@ -380,13 +380,17 @@ SAE_MEASURES = ("ablate_features", "random_repeats", "gallery_features", "galler
 def resolve_sae(config: dict[str, Any], layers: list[int]) -> list[dict[str, Any]]:
     """One training settings dict per SAE: every (layer, k, lambda), lambda 0 (the plain
     SAE, the baseline of the coherence comparison) always among them. ``layers`` are the
-    analysed layers; the section's null picks the last one."""
+    analysed layers; the section's null picks the deepest one before the model's last
+    block: a classifier that reads its CLS token out of the last block never sees an edit
+    of that block's patch tokens, so the causal ablation there would measure nothing."""
     section = config["sae"]
     if section["enabled"] and not config["features"]["residual"]:
         raise ValueError(
             "sae trains on the residual tokens: set features.residual: true, or sae.enabled: false"
         )
-    chosen = sorted(section["layers"] or layers[-1:])
+    last = model_facts(config["model"]["checkpoint"])["num_layers"] - 1
+    below = [layer for layer in layers if layer < last]
+    chosen = sorted(section["layers"] or (below or layers)[-1:])
     bad = [layer for layer in chosen if layer not in layers]
     if bad:
         raise ValueError(f"sae.layers {bad} are not analysed layers (features.layers: {layers})")

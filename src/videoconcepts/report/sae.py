@@ -19,7 +19,6 @@ from videoconcepts.report.page import (
     Analysis,
     Context,
     analysis_folder,
-    axes,
     save,
     table,
 )
@@ -98,23 +97,26 @@ def tradeoff_figure(table: pd.DataFrame, path: Path) -> str:
 
 
 def ablation_figure(table: pd.DataFrame, path: Path) -> str:
-    """Score drop from removing each SAE's most class-predictive features vs random ones."""
+    """Drop in the target score, and in the target's probability where the model has
+    classes, from removing each SAE's most class-predictive features vs random ones."""
     rows = trained(table).dropna(subset=["ablation_drop"])
+    panels = [("drop", "drop in the target score (metric units)")]
+    if rows["ablation_probability_drop"].notna().any():
+        panels.append(("probability_drop", "drop in the target's probability"))
     labels = [f"{r.model}\n{r.sae}" for r in rows.itertuples()]
     at = np.arange(len(rows))
-    fig, ax = axes(max(5.0, 1.1 * len(rows) + 2), 4)
-    for shift, column, colour, name in (
-        (-0.2, "ablation_drop", OKABE_ITO[1], "top predictive features"),
-        (0.2, "random_ablation_drop", OKABE_ITO[5], "random features"),
-    ):
-        ax.bar(at + shift, rows[column], 0.4, color=colour, label=name)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(at, labels, fontsize=7)
-    ax.set(
-        title="Causal ablation: features removed from the layer",
-        ylabel="drop in the target score (metric units)",
-    )
-    ax.legend(fontsize=8)
+    width = max(5.0, 1.1 * len(rows) + 2)
+    fig = Figure(figsize=(width * len(panels), 4.2), layout="constrained")
+    for ax, (what, ylabel) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
+        for shift, prefix, colour, name in (
+            (-0.2, "", OKABE_ITO[1], "top predictive features"),
+            (0.2, "random_", OKABE_ITO[5], "random features (mean of draws)"),
+        ):
+            ax.bar(at + shift, rows[f"{prefix}ablation_{what}"], 0.4, color=colour, label=name)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(at, labels, fontsize=7)
+        ax.set(title="Causal ablation: features removed from the layer", ylabel=ylabel)
+        ax.legend(fontsize=8)
     return save(fig, path)
 
 
@@ -190,6 +192,8 @@ def section(context: Context) -> str:
             "spliced_accuracy",
             "ablation_drop",
             "random_ablation_drop",
+            "ablation_probability_drop",
+            "random_ablation_probability_drop",
         ]
     ]
     coherence = table_[

@@ -218,10 +218,11 @@ def clip_scores(
     metric: str,
     batch: int,
     edit: tuple[int, Edit] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(target score, predicted column) per clip, read a batch at a time, with ``edit``
-    = (layer, rows -> the function of those clips' patch tokens) applied to the residual
-    stream."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target score, predicted column, the target's softmax probability, NaN without
+    classes) per clip, read a batch at a time, with ``edit`` = (layer, rows -> the
+    function of those clips' patch tokens) applied to the residual stream. The
+    probability is graded where a 0/1 metric (correctness) hides what an edit does."""
     outputs = []
     for start in range(0, len(clips), batch):
         rows = np.arange(start, min(start + batch, len(clips)))
@@ -232,8 +233,14 @@ def clip_scores(
             with adapter.edited_residual(edit[0], edit[1](rows), len(part)):
                 outputs.append(adapter.logits(part).cpu())
     logits = torch.cat(outputs)
-    score = get_metric(metric)(logits, torch.tensor(targets, dtype=torch.long))
-    return score.numpy(), logits.argmax(-1).numpy()
+    target = torch.tensor(targets, dtype=torch.long)
+    score = get_metric(metric)(logits, target).numpy()
+    probability = (
+        get_metric("prob")(logits, target).numpy()
+        if adapter.has_classes
+        else np.full(len(score), np.nan)
+    )
+    return score, logits.argmax(-1).numpy(), probability
 
 
 def sae_edit(sae: TopKSAE, mean: np.ndarray, scale: float, removed: np.ndarray | None) -> Edit:
@@ -267,8 +274,9 @@ class Scoring:
     metric: str
     batch: int
     clean: np.ndarray  # (V,) unedited target scores
+    clean_probability: np.ndarray  # (V,) unedited target probabilities (NaN: no classes)
 
-    def run(self, edit: tuple[int, Edit] | None) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, edit: tuple[int, Edit] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return clip_scores(self.adapter, self.clips, self.targets, self.metric, self.batch, edit)
 
 
@@ -297,13 +305,14 @@ def ablation(
         removed = np.zeros((len(labels), len(found.frequency)), bool)
         for cls, features in zip(classes, chosen, strict=True):
             removed[np.ix_(labels == cls, features)] = True
-        ablated, _ = scoring.run((layer, edit_of(removed)))
+        ablated, _, probability = scoring.run((layer, edit_of(removed)))
         for cls, features in zip(classes, chosen, strict=True):
             videos = labels == cls
             drop = float((scoring.clean[videos] - ablated[videos]).mean())
+            fall = float((scoring.clean_probability[videos] - probability[videos]).mean())
             named = " ".join(map(str, sorted(features)))
             score = float(ablated[videos].mean())
-            rows.append((cls, kind, repeat, named, int(videos.sum()), score, drop))
+            rows.append((cls, kind, repeat, named, int(videos.sum()), score, drop, fall))
     return rows, classes, weights
 
 
@@ -370,8 +379,12 @@ def sae_metrics(
     targets, _ = read_targets(targets_path, ids)
     adapter = load_adapter(scoring_settings.model, runtime.device, runtime.precision)
     clips = Clips(ids, decoded, cache=CLIP_CACHE)
-    clean, _ = clip_scores(adapter, clips, targets, scoring_settings.metric, runtime.batch_size)
-    scoring = Scoring(adapter, clips, targets, scoring_settings.metric, runtime.batch_size, clean)
+    clean, _, probability = clip_scores(
+        adapter, clips, targets, scoring_settings.metric, runtime.batch_size
+    )
+    scoring = Scoring(
+        adapter, clips, targets, scoring_settings.metric, runtime.batch_size, clean, probability
+    )
     rng = np.random.default_rng(settings.seed)
     metric_rows, feature_rows, ablation_rows = [], [], []
     shown: dict[str, list] = {"saes": [], "features": [], "videos": [], "maps": []}
@@ -404,9 +417,9 @@ def sae_metrics(
             raws[(layer, rate)] = raw_channels(tokens, held, rate, truth, rng)
         raw = raws[(layer, rate)]
         mean, scale = normalisation(group)
-        spliced, spliced_class = scoring.run((layer, sae_edit(sae, mean, scale, None)))
+        spliced, spliced_class, _ = scoring.run((layer, sae_edit(sae, mean, scale, None)))
         classes = weights = None
-        drops = {"top": [], "random": []}
+        drops = {"top": [], "random": []}  # (score drop, probability drop) per class
         if labels is not None and len(set(labels)) >= 2:
             rows, classes, weights = ablation(
                 scoring,
@@ -418,7 +431,7 @@ def sae_metrics(
                 rng,
             )
             for row in rows:
-                drops[row[1]].append(row[-1])
+                drops[row[1]].append(row[-2:])
                 ablation_rows.append((name, label, *row))
         if weight == 0:
             plain[(layer, k)] = found.summary()
@@ -446,8 +459,13 @@ def sae_metrics(
                     },
                     "spliced_accuracy": accuracy,
                     "spliced_score_drop": float((clean - spliced).mean()),
-                    "ablation_drop": np.mean(drops["top"]) if drops["top"] else np.nan,
-                    "random_ablation_drop": np.mean(drops["random"]) if drops["random"] else np.nan,
+                    **{
+                        f"{prefix}ablation_{what}": np.mean(np.array(drops[kind])[:, column])
+                        if drops[kind]
+                        else np.nan
+                        for kind, prefix in (("top", ""), ("random", "random_"))
+                        for column, what in enumerate(("drop", "probability_drop"))
+                    },
                 },
             ),
             (base, {"sae": f"{label}-untrained"}),

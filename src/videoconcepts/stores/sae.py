@@ -41,6 +41,8 @@ METRIC_COLUMNS = (
     "spliced_score_drop",
     "ablation_drop",
     "random_ablation_drop",
+    "ablation_probability_drop",
+    "random_ablation_probability_drop",
     "role_iou",
     "raw_role_iou",
     "top_feature_iou",
@@ -67,6 +69,7 @@ ABLATION_COLUMNS = (
     "videos",
     "score",
     "drop",
+    "probability_drop",
 )
 
 
