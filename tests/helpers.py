@@ -216,6 +216,22 @@ def masking_settings(**overrides):
     return MaskingSettings("demo", **{**values, **overrides})
 
 
+def decode_all(root: Path, table, decode=None) -> list[str]:
+    """Decode stores of the demo videos of ``table`` (generated under ``root / "demo"``),
+    for the demo VideoMAE unless ``decode`` says otherwise; their paths, in table order."""
+    from videoconcepts.methods.decoding import DecodeSettings
+    from videoconcepts.stages.decode import write_decode_store
+
+    decode = decode or DecodeSettings(
+        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index"
+    )
+    stores = []
+    for path, video_id in zip(table["path"], table["id"], strict=True):
+        stores.append(str(root / f"{video_id}-{decode.num_frames}x{decode.size}.zarr"))
+        write_decode_store(root / "demo" / path, stores[-1], video_id, decode)
+    return stores
+
+
 def cpu(batch_size: int):
     """The runtime options of a test job: CPU, ``batch_size`` per forward, one thread."""
     from videoconcepts.runtime import Runtime

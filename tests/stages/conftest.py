@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import GRID, N_HEADS, N_LAYERS, N_TOKENS, PLANTED, cpu, masking_settings
+from helpers import GRID, N_HEADS, N_LAYERS, N_TOKENS, PLANTED, cpu, decode_all, masking_settings
 
 from videoconcepts.demo.synthetic import generate_dataset
-from videoconcepts.methods.decoding import DecodeSettings
 from videoconcepts.models.scorer import UnitJob
-from videoconcepts.stages.decode import write_decode_store
 from videoconcepts.stages.targets import TargetSettings, target_table
 from videoconcepts.stores.base import write_table
 from videoconcepts.stores.units import write_units
@@ -26,13 +24,7 @@ from videoconcepts.stores.units import write_units
 def demo_decoded(tmp_path_factory) -> tuple[list[str], list[str], str]:
     root = tmp_path_factory.mktemp("importance")
     table = generate_dataset(root / "demo", videos_per_event=1, seed=3)
-    settings = DecodeSettings(
-        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index"
-    )
-    stores = []
-    for path, video_id in zip(table["path"], table["id"], strict=True):
-        stores.append(str(root / f"{video_id}.zarr"))
-        write_decode_store(root / "demo" / path, stores[-1], video_id, settings)
+    stores = decode_all(root, table)
     return list(table["id"]), stores, str(root / "demo" / "samples.tsv")
 
 

@@ -15,11 +15,9 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import cpu
+from helpers import cpu, decode_all
 
 from videoconcepts.demo.synthetic import generate_dataset
-from videoconcepts.methods.decoding import DecodeSettings
-from videoconcepts.stages.decode import write_decode_store
 from videoconcepts.stages.features import FeatureSettings, write_feature_store
 from videoconcepts.stages.sae import SaeSettings, holdout_split, sae
 from videoconcepts.stages.sae_metrics import SaeMetricsSettings, sae_metrics
@@ -44,14 +42,7 @@ def demo(tmp_path_factory):
     """Twelve demo videos decoded for the demo VideoMAE, their targets and its features
     (two feature shards, as the workflow may write them)."""
     root = tmp_path_factory.mktemp("sae")
-    table = generate_dataset(root / "demo", videos_per_event=2, seed=5)
-    decode = DecodeSettings(
-        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index"
-    )
-    stores = []
-    for path, video_id in zip(table["path"], table["id"], strict=True):
-        stores.append(str(root / f"{video_id}.zarr"))
-        write_decode_store(root / "demo" / path, stores[-1], video_id, decode)
+    stores = decode_all(root, generate_dataset(root / "demo", videos_per_event=2, seed=5))
     samples = str(root / "demo" / "samples.tsv")
     targets = str(root / "targets.tsv")
     scoring = TargetSettings("demo", "prob", "label")

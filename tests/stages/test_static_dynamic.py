@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 import torch
 import transformers
-from helpers import cpu
+from helpers import cpu, decode_all
 
 from videoconcepts.demo.synthetic import generate_dataset, write_mp4
 from videoconcepts.methods.decoding import DecodeSettings
 from videoconcepts.models.random_checkpoints import ENCODERS, LABELS
-from videoconcepts.stages.decode import write_decode_store
 from videoconcepts.stages.static_dynamic import StaticDynamicSettings, static_dynamic
 from videoconcepts.stages.targets import TargetSettings, target_table
 from videoconcepts.stores.base import atomic_store, write_array, write_table
@@ -30,14 +29,6 @@ def settings(**overrides) -> StaticDynamicSettings:
         removal_fractions=[0.25, 0.5], random_repeats=2, random_weights=True, seed=0,
     )  # fmt: skip
     return StaticDynamicSettings(**{**values, **overrides})
-
-
-def decode_all(root, table, decode: DecodeSettings) -> list[str]:
-    stores = []
-    for path, video_id in zip(table["path"], table["id"], strict=True):
-        stores.append(str(root / f"{video_id}-{decode.num_frames}x{decode.size}.zarr"))
-        write_decode_store(root / "demo" / path, stores[-1], video_id, decode)
-    return stores
 
 
 def concept_stores(root, layers, heads: int, head_dim: int) -> list[str]:
