@@ -85,7 +85,7 @@ def tiny_config(**overrides) -> dict:
     config["masking"].update(masks_per_batch=4)
     config["curves"].update(steps=4, random_orders=1)
     config["heads"].update(num_masks=8, pruning_steps=4)
-    config["sae"].update(epochs=40)  # 4 training videos: 7 steps an epoch
+    config["sae"].update(epochs=20, random_repeats=2)  # 4 training videos: 7 steps an epoch
     for section, values in overrides.items():
         if isinstance(values, dict) and section != "models":
             config[section].update(values)

@@ -53,7 +53,7 @@ def settings(**changes) -> TrainSettings:
         matryoshka_groups=1,
         temperature=0.1,
         learning_rate=3e-3,
-        epochs=80,
+        epochs=50,
         batch_size=128,
         seed=0,
     )
