@@ -89,7 +89,7 @@ SETTING_CHANGES = {
     # a new lambda trains its SAE alone; the measures and the report take it in
     "sae_lambda": ({"sae": {"contrastive": [1, 3]}}, {"sae": 1, "sae_metrics": 1, **REPORT_ON}),
     "sae_training": ({"sae": {"epochs": 3}}, {**SAE_ON, **REPORT_ON}),
-    "sae_measures": ({"sae": {"random_repeats": 2}}, {"sae_metrics": 1, **REPORT_ON}),
+    "sae_measures": ({"sae": {"random_repeats": 3}}, {"sae_metrics": 1, **REPORT_ON}),
     "sae_off": ({"sae": {"enabled": False}}, REPORT_ON),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
