@@ -389,9 +389,17 @@ def sae_metrics(
     metric_rows, feature_rows, ablation_rows = [], [], []
     shown: dict[str, list] = {"saes": [], "features": [], "videos": [], "maps": []}
     layers: dict[int, LayerTokens] = {}
-    raws: dict[tuple[int, float], Measured] = {}
-    untrained: dict[tuple[int, int, int, int], Measured] = {}  # an initialisation's measures
+    Described = tuple[Measured, dict[str, float]]
+    raws: dict[tuple[int, float], Described] = {}
+    untrained: dict[tuple[int, int, int, int], Described] = {}  # an initialisation's
     plain: dict[tuple[int, int], dict] = {}  # (layer, k) -> the lambda-0 SAE's summary
+
+    def described(measured: Measured) -> Described:
+        """A dictionary's measures and its summary, the probe's accuracy included,
+        computed once however many SAEs compare against it."""
+        probe = probe_accuracy(measured.pooled, labels, settings.seed)
+        return measured, {**measured.summary(), "probe_accuracy": probe}
+
     for path, group in zip(sae_stores, groups, strict=True):
         s = group.attrs["settings"]
         layer, k, weight = int(group.attrs["layer"]), int(s["k"]), float(s["contrastive"])
@@ -404,18 +412,21 @@ def sae_metrics(
         truth = truth_for(tokens.grid)
         sae = load_sae(group)
         encode = sae_encoder(sae)
-        found = measure(tokens, held, encode, lambda z: z > 0, truth, label)
+        found, found_summary = described(
+            measure(tokens, held, encode, lambda z: z > 0, truth, label)
+        )
         start = (layer, k, sae.n_features, int(s["seed"]))  # lambda does not change it
         if start not in untrained:
             initial = TopKSAE(tokens.width, sae.n_features, k, int(s["seed"]))
-            untrained[start] = measure(
-                tokens, held, sae_encoder(initial), lambda z: z > 0, truth, f"{label} untrained"
+            untrained[start] = described(
+                measure(
+                    tokens, held, sae_encoder(initial), lambda z: z > 0, truth, f"{label} untrained"
+                )
             )
-        base = untrained[start]
         rate = k / sae.n_features
         if (layer, rate) not in raws:
-            raws[(layer, rate)] = raw_channels(tokens, held, rate, truth, rng)
-        raw = raws[(layer, rate)]
+            raws[(layer, rate)] = described(raw_channels(tokens, held, rate, truth, rng))
+        raw = raws[(layer, rate)][1]
         mean, scale = normalisation(group)
         spliced, spliced_class, _ = scoring.run((layer, sae_edit(sae, mean, scale, None)))
         classes = weights = None
@@ -434,22 +445,27 @@ def sae_metrics(
                 drops[row[1]].append(row[-2:])
                 ablation_rows.append((name, label, *row))
         if weight == 0:
-            plain[(layer, k)] = found.summary()
+            plain[(layer, k)] = found_summary
         common = {
             "model": name,
             "layer": layer,
             "k": k,
             "features": sae.n_features,
-            "raw_autocorrelation": raw.summary()["autocorrelation"],
-            "raw_frame_autocorrelation": raw.summary()["frame_autocorrelation"],
-            "raw_probe_accuracy": probe_accuracy(raw.pooled, labels, settings.seed),
-            "raw_role_iou": raw.summary()["role_iou"],
-            "raw_top_feature_iou": raw.summary()["top_feature_iou"],
+            **{
+                f"raw_{key}": raw[key]
+                for key in (
+                    "autocorrelation",
+                    "frame_autocorrelation",
+                    "probe_accuracy",
+                    "role_iou",
+                    "top_feature_iou",
+                )
+            },
         }
         accuracy = float((spliced_class == targets).mean()) if adapter.has_classes else np.nan
-        for measured, row in (
+        for summary, row in (
             (
-                found,
+                found_summary,
                 {
                     "sae": label,
                     "contrastive": weight,
@@ -468,9 +484,8 @@ def sae_metrics(
                     },
                 },
             ),
-            (base, {"sae": f"{label}-untrained"}),
+            (untrained[start][1], {"sae": f"{label}-untrained"}),
         ):
-            summary = measured.summary()
             metric_rows.append(
                 {
                     **common,
@@ -480,7 +495,6 @@ def sae_metrics(
                         f"{key}_change": summary[key] / common[f"raw_{key}"] - 1
                         for key in ("autocorrelation", "frame_autocorrelation")
                     },
-                    "probe_accuracy": probe_accuracy(measured.pooled, labels, settings.seed),
                 }
             )
         present = found.iou is not None and np.isfinite(found.iou).any()
