@@ -44,12 +44,14 @@ rule all:
                 validation_tables(m) if DEMO else [],
                 importance_outputs(m),
                 list(straightening_outputs(m).values()),
+                list(detector_outputs(m).values()),
                 list(static_dynamic_outputs(m).values()),
                 list(sae_outputs(m).values()),
             ]
             for m in MODELS.values()
         ],
         list(rosetta_tables().values()) if ROSETTA else [],
+        detect_tables(),
         report_dir(),
 
 

@@ -25,7 +25,7 @@ from videoconcepts.devices import dtype_name
 from videoconcepts.methods.cris import sample_masks
 from videoconcepts.models import load_adapter
 from videoconcepts.models.base import ModelAdapter
-from videoconcepts.models.random_checkpoints import CLASSES, save_random
+from videoconcepts.models.random_checkpoints import CLASSES, model_options, save_random
 from videoconcepts.plan.families import FAMILIES, resolve_model
 
 
@@ -62,7 +62,8 @@ def measure(family: str, args: argparse.Namespace) -> tuple:
     """One family's row: features and CRIS rates, peak memory of each."""
     with tempfile.TemporaryDirectory() as folder:
         path = save_random(family, Path(folder), args.size)
-        spec = resolve_model({"checkpoint": str(path)}, list(CLASSES))
+        model = {"checkpoint": str(path), **model_options(family, args.size)}
+        spec = resolve_model(model, list(CLASSES))
         adapter = load_adapter(spec, args.device, args.precision)
     shape = (args.batch, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
     clips = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.manual_seed(0))

@@ -223,7 +223,7 @@ def decode_all(root: Path, table, decode=None) -> list[str]:
     from videoconcepts.stages.decode import write_decode_store
 
     decode = decode or DecodeSettings(
-        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index"
+        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index", window=None
     )
     stores = []
     for path, video_id in zip(table["path"], table["id"], strict=True):

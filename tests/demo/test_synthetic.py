@@ -7,10 +7,12 @@ import pytest
 
 from videoconcepts.cli import main as cli_main
 from videoconcepts.demo.synthetic import (
+    DEFECTS,
     EVENTS,
     ROLES,
     SyntheticVideo,
     dataset_ids,
+    defect_of,
     generate_dataset,
     render_video,
     write_mp4,
@@ -291,4 +293,113 @@ def test_a_restyled_scene_keeps_its_geometry_and_motion_and_changes_its_look():
     again = render_video(EVENTS[0], np.random.default_rng([5, 0]))
     np.testing.assert_array_equal(
         again.frames, render_video(EVENTS[0], np.random.default_rng([5, 0])).frames
+    )
+
+
+def manipulated(index: int, seed: int = 5) -> tuple[SyntheticVideo, SyntheticVideo]:
+    """Demo video ``index`` and its manipulated variant, as generate_dataset renders them."""
+    event = EVENTS[index % len(EVENTS)]
+    natural = render_video(event, np.random.default_rng([seed, index]))
+    variant = render_video(
+        event,
+        np.random.default_rng([seed, index]),
+        defect=defect_of(index),
+        flaws=np.random.default_rng([seed, index, 0, 1]),
+    )
+    return natural, variant
+
+
+def test_every_defect_appears_and_pass_through_only_where_the_target_meets_an_object():
+    kinds = [defect_of(i) for i in range(18)]
+    assert set(kinds) == set(DEFECTS)
+    meets = {"passes_behind", "falls_into_container"}
+    assert all(EVENTS[i % 6] in meets for i, d in enumerate(kinds) if d == "pass_through")
+    with pytest.raises(ValueError, match="moves_right target meets no object"):
+        render_video(
+            "moves_right",
+            np.random.default_rng(0),
+            defect="pass_through",
+            flaws=np.random.default_rng(1),
+        )
+    with pytest.raises(ValueError, match="needs to be one of"):
+        render_video("moves_right", np.random.default_rng(0), defect="melts")
+
+
+def test_a_teleport_moves_the_target_by_a_quarter_of_the_frame_at_one_frame_only():
+    for i in (0, 9, 11):  # teleports of the demo's first scenes
+        assert defect_of(i) == "teleport"
+        natural, variant = manipulated(i)
+        (jump,) = np.flatnonzero(variant.defect_frames)
+        x0, _ = centroids(natural.amodal_target)
+        x1, _ = centroids(variant.amodal_target)
+        np.testing.assert_allclose(x1[:jump], x0[:jump])  # the same scene until the jump
+        assert np.abs(x1[jump:] - x0[jump:]).min() > 0.2 * 64 - 1
+        step = np.abs(np.diff(x1))
+        assert step[jump - 1] > 4 * np.median(step)  # one jump, nowhere else
+        np.testing.assert_array_equal(variant.masks[OCCLUDER], natural.masks[OCCLUDER])
+
+
+def test_a_stutter_freezes_the_whole_clip_then_skips_ahead():
+    natural, variant = manipulated(1)
+    assert variant.defect == "stutter"
+    held = (
+        np.flatnonzero(
+            [
+                np.array_equal(a, b)
+                for a, b in zip(variant.frames[1:], variant.frames[:-1], strict=True)
+            ]
+        )
+        + 1
+    )
+    assert len(held) >= 2 * 4  # two freezes of 5 frames or more at 32 frames
+    assert set(held) <= set(np.flatnonzero(variant.defect_frames))
+    # every frame is one of the natural clip's, in order, some repeated and some skipped
+    source = [
+        next(t for t in range(32) if np.array_equal(f, natural.frames[t])) for f in variant.frames
+    ]
+    assert np.all(np.diff(source) >= 0) and len(set(source)) < 32 and source[-1] > 27
+
+
+def test_a_flicker_changes_the_background_and_brightness_on_its_frames_only():
+    natural, variant = manipulated(2)
+    assert variant.defect == "flicker"
+    change = np.abs(variant.frames.astype(int) - natural.frames).mean(axis=(1, 2, 3))
+    flicker = variant.defect_frames
+    assert flicker.sum() == 8 and change[flicker].min() > 15 and change[~flicker].max() == 0
+    np.testing.assert_array_equal(variant.masks, natural.masks)
+
+
+def test_pass_through_shows_the_target_over_the_bar_or_cup():
+    natural, variant = manipulated(3)  # falls into the container
+    assert variant.defect == "pass_through"
+    front = variant.defect_frames
+    assert front.sum() >= 5
+    inside = variant.amodal_target & natural.masks[CONTAINER]
+    assert inside[front].any() and not (natural.masks[TARGET] & natural.masks[CONTAINER]).any()
+    assert (variant.masks[TARGET] >= natural.masks[TARGET]).all()  # only more of it visible
+    assert variant.masks[TARGET][front].sum() > natural.masks[TARGET][front].sum()
+
+
+def test_the_dataset_with_manipulated_variants_keeps_the_natural_videos_and_lists_both(
+    datasets, tmp_path
+):
+    generate_dataset(
+        tmp_path, videos_per_event=2, seed=7, n_frames=16, size=64, fps=10, manipulated=True
+    )
+    first, _, table = datasets
+    for vid in table["id"]:  # the natural videos exactly as without variants
+        assert (tmp_path / f"videos/{vid}.mp4").read_bytes() == (
+            first / f"videos/{vid}.mp4"
+        ).read_bytes()
+    sheet = pd.read_csv(tmp_path / "detection.tsv", sep="\t", keep_default_na=False)
+    assert sheet["id"].tolist() == [*table["id"], *(f"{v}-m" for v in table["id"])]
+    assert sheet["label"].tolist() == ["natural"] * 12 + ["manipulated"] * 12
+    assert sheet["group"].tolist() == [*table["id"], *table["id"]]
+    assert sheet["defect"].tolist()[12:] == [defect_of(i) for i in range(12)]
+    assert all((tmp_path / p).is_file() for p in sheet["path"])
+    store = open_store(tmp_path / "manipulated.zarr", "ground_truth")
+    assert store.attrs["defects"] == list(DEFECTS)
+    assert [DEFECTS[k] for k in store["defects"][...]] == sheet["defect"].tolist()[12:]
+    assert (
+        store["defect_frames"].shape == (12, 16) and store["defect_frames"][...].any(axis=1).all()
     )

@@ -22,8 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from videoconcepts.demo.synthetic import write_mp4
 from videoconcepts.methods.pruning import pruning_flops
 from videoconcepts.models import load_adapter
+from videoconcepts.models.dinov2 import negative_curvature
 from videoconcepts.models.masking import TokenMasker
-from videoconcepts.models.random_checkpoints import CLASSES, save_random
+from videoconcepts.models.random_checkpoints import CLASSES, model_options, save_random
 from videoconcepts.plan.checkpoints import MissingCheckpointError
 from videoconcepts.plan.families import FAMILIES, resolve_model
 from videoconcepts.stores.features import open_features
@@ -37,7 +38,7 @@ def adapter_for(checkpoint, **model) -> object:
 @pytest.fixture(scope="module")
 def family_adapter(family_checkpoint):
     family, path = family_checkpoint
-    return family, adapter_for(path)
+    return family, adapter_for(path, **model_options(family))
 
 
 def clips(adapter, n: int = 2, seed: int = 0) -> torch.Tensor:
@@ -159,11 +160,11 @@ def test_zero_mode_zeroes_exactly_the_masked_tokens_and_heads(family_adapter, fa
         assert torch.equal(q_v, plain.unflatten(-1, (3, -1))[..., 1:, :])
 
 
-@pytest.mark.parametrize("family", ["timesformer", "xclip"])
+@pytest.mark.parametrize("family", ["timesformer", "xclip", "dinov2"])
 def test_remove_mode_stays_inside_each_frames_attention(family, tmp_path):
     """Per-frame attention: removing tokens of frame 1 changes that layer's output in
     frame 1 only (the key bias is laid out per frame sequence)."""
-    adapter = adapter_for(save_random(family, tmp_path))
+    adapter = adapter_for(save_random(family, tmp_path), **model_options(family))
     frames = clips(adapter, 1)
     masks = torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=bool)
     per_frame = adapter.grid.height * adapter.grid.width
@@ -207,8 +208,8 @@ def head_contexts(adapter, layer: int, masks: torch.Tensor) -> torch.Tensor:
 def test_remove_mode_on_every_token_of_a_head_zeroes_its_output(family_checkpoint):
     """A pruned head outputs exactly zero, CLS and message tokens included, while a head
     with one frame's tokens removed still attends to what is left (CLS at least)."""
-    _, path = family_checkpoint
-    adapter = perturbed(adapter_for(path))  # its own copy: the weights change
+    family, path = family_checkpoint
+    adapter = perturbed(adapter_for(path, **model_options(family)))  # its own copy
     layer, pruned, partial = 1, 2, 1
     masks = torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=bool)
     masks[0, 0, pruned] = True
@@ -319,7 +320,7 @@ def family_workdir(family: str, root: Path) -> Path:
     write_config(
         workdir,
         samples=str(workdir / "samples.tsv"),
-        models={"m": {"checkpoint": str(checkpoint), "family": family}},
+        models={"m": {"checkpoint": str(checkpoint), "family": family, **model_options(family)}},
         decode={"frame_stride": 2},
         features={"layers": [1], "videos_per_job": 3},
         tubelets={"n_segments": 4},
@@ -371,17 +372,27 @@ def test_example_configs_plan_a_full_run(example, tmp_path, video_dir):
     labels = list(CLASSES)
     for name, model in settings["models"].items():
         model["checkpoint"] = str(save_random(model["family"], tmp_path / name))
+        model.update(model_options(model["family"]))
         labels = model.get("classes") or labels
     rows = [f"{video_dir / 'wide.mp4'}\tv{i}\t{label}" for i, label in enumerate(labels[:2])]
     (tmp_path / "samples.tsv").write_text("path\tid\tlabel\n" + "\n".join(rows) + "\n")
     settings["samples"] = str(tmp_path / "samples.tsv")
+    if "detector" in settings:  # a detection sheet: one natural video, one generated
+        detector = settings["detector"]
+        rows = [f"{video_dir / 'wide.mp4'}\tv0\t{detector['natural']}"]
+        rows.append(f"{video_dir / 'short.mp4'}\tfake\tgenerated")
+        (tmp_path / "detection.tsv").write_text(
+            f"path\tid\t{detector['column']}\n" + "\n".join(rows) + "\n"
+        )
+        detector["samples"] = str(tmp_path / "detection.tsv")
     settings.setdefault("features", {})["layers"] = [1]  # the tiny model has two
     if settings.get("masking", {}).get("target") not in (None, "auto", "label"):
         settings["masking"]["target"] = CLASSES[0]  # a class the tiny model has
     write_config(tmp_path, **settings)
     plan = planned(tmp_path)
     assert {"features", "tubelets", "concepts", "cris", "report"} <= plan.keys()
-    assert plan["features"] == len(settings["models"])  # one shard per model
+    # one shard per model, and one of the detection sheet's other videos
+    assert plan["features"] == len(settings["models"]) * (1 + ("detector" in settings))
     assert plan.get("rosetta", 0) == (len(settings["models"]) > 1)
 
 
@@ -446,6 +457,7 @@ ATTENTION_BLOCKS = {
     "vivit": "attention",
     "xclip": "self_attn",
     "vjepa2": "attention",
+    "dinov2": "attention",
 }
 
 
@@ -507,3 +519,31 @@ def test_bf16_autocast_path_masks_like_fp32(family_adapter, mode, monkeypatch):
     scale = fp32.abs().max().clamp(min=1)
     assert (bf16 - fp32).abs().max() / scale < 0.1
     assert adapter.capture(frames).heads["keys"].dtype == torch.float32
+
+
+def test_a_frame_by_frame_model_scores_the_straightness_of_its_cls_path(tmp_path):
+    """DINOv2 runs each frame alone: its score is minus the curvature of the clip's CLS
+    path (0 for a straight path, -90 for right-angled turns), every frame's tokens are
+    its own, and its clip comes from the model section, not the checkpoint."""
+    line = torch.arange(5.0)[None, :, None] * torch.tensor([1.0, 2.0])
+    zigzag = torch.tensor([[[0.0, 0], [1, 0], [1, 1], [2, 1], [2, 2]]])
+    assert torch.allclose(negative_curvature(line), torch.zeros(1), atol=0.05)  # arccos near 1
+    assert torch.allclose(negative_curvature(zigzag), torch.tensor([-90.0]))
+    path = save_random("dinov2", tmp_path / "dinov2")
+    adapter = adapter_for(path, frames=5, size=24)
+    g = adapter.grid
+    assert (adapter.num_frames, adapter.image_size, g.frames, g.height, g.width) == (5, 24, 5, 3, 3)
+    frames = clips(adapter, 2)
+    score = adapter.logits(frames)
+    assert score.shape == (2, 1) and (score <= 0).all() and (score >= -180).all()
+    still = frames[:, :1].expand_as(frames).contiguous()  # one frame held: no steps at all
+    edited = frames.clone()
+    edited[0, 3] = 255 - edited[0, 3]  # frame 3 only
+    captured = [adapter.capture(f, [0], (), True).residual[0, 0] for f in (frames, edited)]
+    moved = (captured[0] - captured[1]).abs().flatten(1).amax(1)
+    assert moved[3] > 1e-3 and moved[[0, 1, 2, 4]].max() == 0  # frames never mix
+    assert torch.allclose(adapter.logits(still), torch.full((1,), -90.0), atol=1e-3)
+    with pytest.raises(ValueError, match="model.size 30 is not a multiple of .* patch size 8"):
+        adapter_for(path, size=30)
+    with pytest.raises(ValueError, match="model.frames only applies to frame-by-frame"):
+        adapter_for(save_random("vivit", tmp_path / "vivit"), frames=8)

@@ -80,7 +80,7 @@ def test_demo_checkpoints_are_shipped_small_and_trained():
         "demo-videomae-ssl": ("videomae_pretraining", 16, 64),
     }
     for name, facts in expected.items():
-        found = model_facts(name)
+        found = model_facts({"checkpoint": name})
         assert (found["family"], found["num_frames"], found["size"]) == facts
         training = json.loads((DEMO_CHECKPOINTS[name] / "training.json").read_text())
         if facts[0] == "videomae_pretraining":

@@ -1,6 +1,11 @@
 import pytest
 
-from videoconcepts.plan.samples import SampleSheetError, load_samples
+from videoconcepts.plan.samples import (
+    SampleSheetError,
+    detection_labels,
+    load_detection,
+    load_samples,
+)
 
 
 @pytest.fixture()
@@ -66,3 +71,22 @@ def test_missing_source_and_empty_folder(tmp_path):
         load_samples(tmp_path / "nope.tsv")
     with pytest.raises(SampleSheetError, match="no video files"):
         load_samples(tmp_path)
+
+
+def test_a_detection_sheet_names_classes_groups_and_defects(videos):
+    (videos / "det.tsv").write_text(
+        "path\tid\tkind\tgroup\tdefect\n"
+        "clips/a.mp4\ta\treal\t\t\nclips/b.mp4\tb\tsora\ta\tflicker\nclips/a.mp4\tc\tveo\t\t\n"
+    )
+    table = load_detection(videos / "det.tsv", "kind", "real")
+    assert table["label"].tolist() == ["natural", "generated", "generated"]
+    assert table["group"].tolist() == ["a", "a", "c"]  # empty: the video alone
+    assert table["defect"].tolist() == ["", "flicker", ""]
+    assert detection_labels(videos / "det.tsv", "kind", "real")["b"] == ("generated", "a")
+    with pytest.raises(SampleSheetError, match="unknown sample sheet columns: defect, group, kind"):
+        load_samples(videos / "det.tsv")  # the run's own sheet stays strict
+    with pytest.raises(SampleSheetError, match="column 'kind' needs natural videos"):
+        load_detection(videos / "det.tsv", "kind", "natural")
+    (videos / "gap.tsv").write_text("path\tkind\nclips/a.mp4\treal\nclips/b.mp4\t\n")
+    with pytest.raises(SampleSheetError, match="column 'kind' is empty for: b"):
+        load_detection(videos / "gap.tsv", "kind", "real")

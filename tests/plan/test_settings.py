@@ -40,6 +40,7 @@ def test_decode_defaults_come_from_the_model():
             "clip_start": "center",
             "size": None,
             "sampling": "index",
+            "window": None,
         },
     }
     assert resolve_decode(config) == {
@@ -48,7 +49,15 @@ def test_decode_defaults_come_from_the_model():
         "clip_start": "center",
         "size": 64,
         "sampling": "index",
+        "window": None,
     }
+    # a window spreads frames over seconds: only with time sampling
+    config["decode"]["window"] = 2.0
+    with pytest.raises(ValueError, match="decode.window .* needs decode.sampling: time"):
+        resolve_decode(config)
+    config["decode"]["sampling"] = "time"
+    assert resolve_decode(config)["window"] == 2.0
+    config["decode"].update(sampling="index", window=None)
     config["decode"]["size"] = 64  # the model's own: accepted
     assert resolve_decode(config)["size"] == 64
     # position embeddings fix the input: anything else fails before any job runs

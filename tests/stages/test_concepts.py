@@ -38,7 +38,9 @@ from videoconcepts.stores.tubelets import open_tubelets, tubelet_table
 CONCEPTS = {k: v for k, v in defaults("concepts").items() if k not in ("device", "layers_per_job")}
 
 GRID = (8, 8, 8)
-CLIP = DecodeSettings(num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index")
+CLIP = DecodeSettings(
+    num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index", window=None
+)
 
 
 def role_features(truth, index: int, decoded, rng) -> np.ndarray:

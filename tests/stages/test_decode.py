@@ -17,7 +17,7 @@ from videoconcepts.stages.decode import sha256_of, write_decode_store
 from videoconcepts.stores.decode import SkippedVideoError, decode_status, open_decoded
 
 SETTINGS = DecodeSettings(
-    num_frames=8, frame_stride=3, clip_start="center", size=32, sampling="index"
+    num_frames=8, frame_stride=3, clip_start="center", size=32, sampling="index", window=None
 )
 BACKENDS = [
     "pyav",
@@ -33,7 +33,7 @@ BACKENDS = [
 )
 def test_sample_indices(start, expected_first):
     settings = DecodeSettings(
-        num_frames=8, frame_stride=3, clip_start=start, size=32, sampling="index"
+        num_frames=8, frame_stride=3, clip_start=start, size=32, sampling="index", window=None
     )
     idx = sample_indices(40, settings)
     np.testing.assert_array_equal(idx, expected_first + 3 * np.arange(8))
@@ -43,7 +43,7 @@ def test_sample_indices_too_short():
     with pytest.raises(ValueError, match="too few frames: 21"):
         sample_indices(21, SETTINGS)
     with pytest.raises(ValueError, match="clip_start=19"):
-        sample_indices(40, DecodeSettings(8, 3, 19, 32, "index"))
+        sample_indices(40, DecodeSettings(8, 3, 19, 32, "index", None))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -155,7 +155,7 @@ def test_pyav_frames_equal_decords_across_codecs_sizes_and_resizing(video_dir, t
     compared = 0
     for path in clips:
         for size in (32, 50, 96):
-            settings = DecodeSettings(6, 3, "center", size, "index")
+            settings = DecodeSettings(6, 3, "center", size, "index", None)
             pyav, decord = (decode_clip(path, settings, b) for b in ("pyav", "decord"))
             np.testing.assert_array_equal(pyav.frames, decord.frames, err_msg=f"{path} {size}")
             np.testing.assert_array_equal(pyav.indices, decord.indices)
@@ -178,9 +178,11 @@ def _vfr_video(path):
 def test_time_sampling_takes_evenly_spaced_instants_of_a_vfr_video(tmp_path, backend):
     times = _vfr_video(tmp_path / "vfr.mp4")
     by_index = decode_clip(
-        tmp_path / "vfr.mp4", DecodeSettings(8, 3, "start", 32, "index"), backend
+        tmp_path / "vfr.mp4", DecodeSettings(8, 3, "start", 32, "index", None), backend
     )
-    by_time = decode_clip(tmp_path / "vfr.mp4", DecodeSettings(8, 2, "start", 32, "time"), backend)
+    by_time = decode_clip(
+        tmp_path / "vfr.mp4", DecodeSettings(8, 2, "start", 32, "time", None), backend
+    )
     # by index: every third frame, uneven in time (0.075 s steps, then 0.525 s)
     np.testing.assert_array_equal(by_index.indices, 3 * np.arange(8))
     np.testing.assert_allclose(by_index.times, times[by_index.indices])
@@ -197,13 +199,23 @@ def test_time_sampling_takes_evenly_spaced_instants_of_a_vfr_video(tmp_path, bac
     red = by_time.frames[..., 0].mean(axis=(1, 2))
     np.testing.assert_allclose(red, 8 * expected, atol=3)
     assert len(set(by_time.indices.tolist())) < 8 < len(times)  # slow part: held frames repeat
+    # a window: 8 instants spanning 2.1 s from the first frame, ReStraV's way
+    window = decode_clip(
+        tmp_path / "vfr.mp4", DecodeSettings(8, 2, "start", 32, "time", 2.1), backend
+    )
+    instants = times[0] + 0.3 * np.arange(8)
+    np.testing.assert_array_equal(
+        window.indices, np.searchsorted(times, instants + 1e-9, side="right") - 1
+    )
+    with pytest.raises(BadVideoError, match="too short: the clip spans 3.500 s"):
+        decode_clip(tmp_path / "vfr.mp4", DecodeSettings(8, 2, "start", 32, "time", 3.5), backend)
 
 
 @pytest.mark.parametrize("start", ["start", "center", 5])
 def test_time_sampling_of_a_constant_frame_rate_is_index_sampling(video_dir, start):
     clips = [
-        decode_clip(video_dir / "wide.mp4", DecodeSettings(8, 3, start, 32, s), "pyav")
-        for s in ("index", "time")
+        decode_clip(video_dir / "wide.mp4", DecodeSettings(8, 3, start, 32, s, None), "pyav")
+        for s in ("index", "time", None)
     ]
     np.testing.assert_array_equal(clips[0].indices, clips[1].indices)
     np.testing.assert_array_equal(clips[0].frames, clips[1].frames)
@@ -214,7 +226,9 @@ def test_time_sampling_refuses_a_video_too_short_in_time(video_dir):
     # 40 frames at 20 fps: 1.95 s from the first frame to the last
     for start, message in [("start", "spans 2.100 s"), (30, "from 1.500 s"), (45, "clip_start=45")]:
         with pytest.raises(BadVideoError, match=message):
-            decode_clip(video_dir / "wide.mp4", DecodeSettings(8, 6, start, 32, "time"), "pyav")
+            decode_clip(
+                video_dir / "wide.mp4", DecodeSettings(8, 6, start, 32, "time", None), "pyav"
+            )
 
 
 def test_auto_backend_is_decord_where_installed_else_pyav(monkeypatch):

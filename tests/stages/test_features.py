@@ -11,7 +11,9 @@ from videoconcepts.stages.features import FeatureSettings, write_feature_store
 from videoconcepts.stores.decode import open_decoded
 from videoconcepts.stores.features import open_features
 
-CLIP = DecodeSettings(num_frames=4, frame_stride=3, clip_start="start", size=32, sampling="index")
+CLIP = DecodeSettings(
+    num_frames=4, frame_stride=3, clip_start="start", size=32, sampling="index", window=None
+)
 RUNTIME = Runtime("auto", None, 8, 1)
 
 

@@ -51,7 +51,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("static_dynamic")
     table = generate_dataset(root / "demo", videos_per_event=1, seed=3, styles=2)
     decode = DecodeSettings(
-        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index"
+        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index", window=None
     )
     stores = decode_all(root, table, decode)
     samples = str(root / "demo" / "samples.tsv")
@@ -148,7 +148,7 @@ def test_a_per_frame_model_has_only_static_or_joint_units(demo, tiny_timesformer
     (no sample sheet)."""
     root, table, _, _, _ = demo
     decode = DecodeSettings(
-        num_frames=4, frame_stride=8, clip_start="center", size=32, sampling="index"
+        num_frames=4, frame_stride=8, clip_start="center", size=32, sampling="index", window=None
     )
     stores = decode_all(root, table, decode)
     targets = tmp_path / "targets.tsv"

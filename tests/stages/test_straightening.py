@@ -10,7 +10,7 @@ import pytest
 from videoconcepts.cli import main
 from videoconcepts.stages.straightening import StraighteningSettings, straightening
 from videoconcepts.stores.base import atomic_store, write_array
-from videoconcepts.stores.straightening import PIXELS, open_straightening
+from videoconcepts.stores.straightening import COLUMNS, PIXELS, open_straightening
 
 STEPS, FRAMES, VIDEOS = 8, 16, 5
 
@@ -46,7 +46,9 @@ def features(tmp_path_factory) -> list:
 
 def test_a_straight_layer_and_even_frames_have_no_curvature_and_noise_has_much(features, tmp_path):
     table = straightening(
-        features, StraighteningSettings(permutations=20, seed=0), tmp_path / "s.zarr"
+        features,
+        StraighteningSettings(permutations=20, seed=0, random_weights=False),
+        tmp_path / "s.zarr",
     )
     assert len(table) == VIDEOS * 3 and list(table["video"].unique()) == [
         f"vid{v}" for v in range(VIDEOS)
@@ -65,7 +67,9 @@ def test_a_straight_layer_and_even_frames_have_no_curvature_and_noise_has_much(f
 
 
 def test_the_command_writes_the_table_and_the_same_seed_the_same_null(features, tmp_path):
-    args = ["--settings", '{"permutations": 5, "seed": 3}', *map(str, features)]
+    settings = '{"permutations": 5, "seed": 3, "random_weights": false}'
+    runtime = ["--device", "cpu", "--batch-size", "2", "--threads", "1"]
+    args = ["--settings", settings, *runtime, *map(str, features)]
     for run in ("a", "b"):
         main(
             [
@@ -79,7 +83,8 @@ def test_the_command_writes_the_table_and_the_same_seed_the_same_null(features, 
         )
     a, b = (pd.read_csv(tmp_path / f"{r}.tsv", sep="\t") for r in "ab")
     pd.testing.assert_frame_equal(a, b)
-    assert set(a.columns) == {"layer", "video", "curvature", "shuffled_curvature", "distance"}
+    assert list(a.columns) == list(COLUMNS)
+    assert set(a["weights"]) == {"pixels", "trained"} and a["label"].isna().all()
 
 
 def test_features_without_residual_tokens_are_refused_by_name(tmp_path):
@@ -87,4 +92,8 @@ def test_features_without_residual_tokens_are_refused_by_name(tmp_path):
     with atomic_store(path, "features", video_ids=["a"], layers=[0], decode_stores=["x"]) as group:
         write_array(group, "keys", np.zeros((1, 1, 2, 8, 2, 2, 4), np.float32))
     with pytest.raises(ValueError, match="keys-only.zarr: no residual tokens"):
-        straightening([path], StraighteningSettings(permutations=2, seed=0), tmp_path / "s.zarr")
+        straightening(
+            [path],
+            StraighteningSettings(permutations=2, seed=0, random_weights=False),
+            tmp_path / "s.zarr",
+        )

@@ -26,8 +26,10 @@ CONCEPTS_ON = {
 }
 TUBELETS_ON = {"tubelets": 4, **CONCEPTS_ON}  # (2 methods) x (2 shards)
 SAE_ON = {"sae": 2, "sae_metrics": 1}  # lambda 0 and 1, and their measures
-FEATURES_ON = {"features": 2, "straightening": 1, **SAE_ON, **TUBELETS_ON}
-DECODE_ON = {"decode": 6, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
+STRAIGHTENING_ON = {"straightening": 1, "detector": 1}
+# the run's 6 videos in 2 shards, their 6 manipulated variants in 2 more (straightening's)
+FEATURES_ON = {"features": 4, **STRAIGHTENING_ON, **SAE_ON, **TUBELETS_ON}
+DECODE_ON = {"decode": 12, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
 CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
 REPORT_ON = {"report": 1, "all": 1}
 
@@ -81,7 +83,13 @@ SETTING_CHANGES = {
     "curves": ({"curves": {"steps": 5}}, {"curves": 1, **REPORT_ON}),
     "heads": ({"heads": {"held_out": 0.5}}, {"heads": 1, **REPORT_ON}),
     "report": ({"report": {"top_concepts": 5}}, {"report": 1, "all": 1}),
-    "straightening": ({"straightening": {"permutations": 5}}, {"straightening": 1, **REPORT_ON}),
+    "straightening": ({"straightening": {"permutations": 5}}, {**STRAIGHTENING_ON, **REPORT_ON}),
+    "straightening_random": (
+        {"straightening": {"random_weights": False}},
+        {**STRAIGHTENING_ON, **REPORT_ON},
+    ),
+    "detector": ({"detector": {"folds": 3}}, {"detector": 1, **REPORT_ON}),
+    "detector_off": ({"detector": {"enabled": False}}, REPORT_ON),
     # switched off: nothing to compute, and a report without its page
     "straightening_off": ({"straightening": {"enabled": False}}, REPORT_ON),
     "static_dynamic": ({"static_dynamic": {"pairs": 3}}, {"static_dynamic": 1, **REPORT_ON}),
@@ -104,6 +112,7 @@ SETTING_CHANGES = {
     # both backends give the same frames
     "decode_backend": ({"decode": {"backend": "pyav"}}, {}),
     "decode_sampling": ({"decode": {"sampling": "time"}}, DECODE_ON),
+    "decode_window": ({"decode": {"sampling": "time", "window": 1.0}}, DECODE_ON),
     # a model's own override of a stage setting acts as the run's would
     "model_override": (
         {"models": {"demo": {"checkpoint": "demo", "tubelets": {"n_segments": 8}}}},
@@ -160,7 +169,8 @@ METHOD_EDITS = {
     # one model: no Rosetta stage to rerun (the two-model test in test_workflow.py
     # shows an edit rerunning it)
     "methods/rosetta.py": {},
-    "methods/straightening.py": {"straightening": 1, **REPORT_ON},
+    "methods/straightening.py": {**STRAIGHTENING_ON, **REPORT_ON},
+    "methods/detection.py": {"detector": 1, **REPORT_ON},
     "methods/static_dynamic.py": {"static_dynamic": 1, **REPORT_ON},
     "methods/sae.py": {**SAE_ON, **REPORT_ON},
 }

@@ -38,8 +38,8 @@ def test_fresh_plan_runs_every_stage(tmp_path):
     assert planned(tmp_path) == {
         "all": 1,
         "demo_data": 1,
-        "decode": 6,
-        "features": 2,
+        "decode": 12,  # 6 videos and their manipulated variants (straightening, detector)
+        "features": 4,
         "skipped": 1,
         "tubelets": 4,  # 2 shards x (slic, random_crops), every layer in one job
         "concepts": 2,  # 2 methods, the demo model's layers in one job
@@ -52,11 +52,12 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "curves": 1,
         "heads": 1,
         "straightening": 1,
+        "detector": 1,
         "static_dynamic": 1,
         "sae": 2,  # lambda 0 and 1 on the deepest analysed layer below the model's last
         "sae_metrics": 1,
         "report": 1,
-        "total": 32,
+        "total": 41,
     }
 
 
@@ -65,11 +66,60 @@ def test_straightening_covers_every_video_and_layer_and_beats_shuffled_time(fini
         next(finished_run.glob("results/straightening/*/straightening.tsv")), sep="\t"
     )
     assert sorted(table["layer"].unique()) == [-1, 1, 3]  # pixels and the analysed layers
-    assert table.groupby("layer")["video"].nunique().eq(6).all()
+    assert set(table["weights"]) == {"pixels", "trained", "random"}
+    # the run's videos (natural) and their manipulated variants (generated)
+    assert table.groupby(["weights", "layer"])["video"].nunique().eq(12).all()
+    labels = table.drop_duplicates("video").set_index("video")["label"]
+    assert labels["vid0000"] == "natural" and labels["vid0000-m"] == "generated"
     assert table["curvature"].between(0, 180).all()
     # the demo's objects move smoothly: pixels far straighter than in shuffled time
-    pixels = table[table["layer"] == -1]
+    pixels = table[(table["layer"] == -1) & (table["label"] == "natural")]
     assert pixels["curvature"].mean() < pixels["shuffled_curvature"].mean() - 10
+    cv = pd.read_csv(next(finished_run.glob("results/detector/*/detector_cv.tsv")), sep="\t")
+    assert set(cv["weights"]) == {"pixels", "trained", "random"}
+    assert (cv["labels"] == "shuffled").sum() == 5  # the fitted detector's null, 5 folds
+
+
+def test_the_detect_rule_scores_new_videos_with_the_fitted_detector(finished_run, tmp_path):
+    run = copy_run(finished_run, tmp_path / "run")
+    videos = run / "results/demo_data/n1-seed0/manipulated"
+    write_config(run, detector={"score": str(videos)})
+    assert planned(run) == {"detect": 1, "all": 1, "total": 2}
+    run_snakemake(run)
+    scores = pd.read_csv(next(run.glob("results/detect/*/*/scores.tsv")), sep="\t")
+    assert scores["video"].tolist() == [f"vid{i:04d}-m" for i in range(6)]
+    assert scores["score"].between(0, 1).all()
+
+
+def test_a_users_detection_sheet_adds_its_videos_to_straightening_only(finished_run, tmp_path):
+    demo = finished_run / "results/demo_data/n1-seed0"
+    sheet = tmp_path / "detection.tsv"
+    rows = [f"{demo}/videos/vid{i:04d}.mp4\tvid{i:04d}\treal" for i in range(6)]
+    rows += [f"{demo}/manipulated/vid{i:04d}-m.mp4\tfake{i}\tsora" for i in range(6)]
+    sheet.write_text("path\tid\tkind\n" + "\n".join(rows) + "\n")
+    samples = tmp_path / "samples.tsv"
+    samples.write_text("path\n" + "\n".join(f"{demo}/videos/vid{i:04d}.mp4" for i in range(6)))
+    detector = {"samples": str(sheet), "column": "kind", "natural": "real"}
+    write_config(tmp_path, samples=str(samples), detector=detector)
+    plan = dry_run(tmp_path)
+    assert plan.jobs["decode"] == 12 and plan.jobs["features"] == 4
+    assert plan.jobs["detector"] == 1 and plan.jobs["tubelets"] == 2  # the run's 2 shards only
+    straightening = next(j for j in plan.job_list if j.rule == "straightening")
+    assert str(sheet) in straightening.inputs
+    # one class only, or an id that names another file than the run's sheet: refused
+    write_config(tmp_path, samples=str(samples), detector={**detector, "natural": "none"})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0 and "bad detector.samples" in messages(result)
+    sheet.write_text(
+        f"path\tid\tkind\n{demo}/manipulated/vid0000-m.mp4\tvid0001\treal\n"
+        f"{demo}/manipulated/vid0002-m.mp4\tfake\tsora\n"
+    )
+    write_config(tmp_path, samples=str(samples), detector=detector)
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert "other files than the run's samples for the ids vid0001" in messages(result)
+    write_config(tmp_path, models={"demo": {"checkpoint": "demo", "detector": {"samples": "x"}}})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert "models.demo.detector sets samples" in messages(result)
 
 
 def test_static_dynamic_scores_every_concept_and_the_report_shows_it(finished_run):
@@ -127,10 +177,12 @@ def test_sae_trains_every_lambda_and_measures_them_against_raw_and_untrained(fin
 
 
 def test_run_produces_complete_stores(finished_run):
-    stores = sorted((finished_run / "results" / "features").glob("*/shard-*.zarr"))
-    assert [s.name for s in stores] == ["shard-000.zarr", "shard-001.zarr"]
-    ids = [i for s in stores for i in open_features(s).attrs["video_ids"]]
-    assert ids == [f"vid{i:04d}" for i in range(6)]
+    every = sorted((finished_run / "results" / "features").glob("*/shard-*.zarr"))
+    assert [s.name for s in every] == [f"shard-{i:03d}.zarr" for i in range(4)]
+    ids = [i for s in every for i in open_features(s).attrs["video_ids"]]
+    # the run's videos, then the manipulated variants only straightening measures
+    assert ids == [f"vid{i:04d}" for i in range(6)] + [f"vid{i:04d}-m" for i in range(6)]
+    stores = every[:2]
     shard = open_features(stores[0])
     assert shard["keys"].shape == (4, 2, 4, 8, 8, 8, 16)
     assert shard["residual"].shape == (4, 2, 8, 8, 8, 64)
@@ -150,7 +202,7 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
     rules = {job.rule for job in dry_run(finished_run, "--forceall").job_list} - {"all"}
-    assert len(rules) == 19
+    assert len(rules) == 20
     for rule in rules:  # outputs, logs and benchmarks under the rule's (= stage's) own name
         assert (finished_run / "results" / rule).is_dir(), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule
@@ -224,7 +276,7 @@ def test_nothing_to_do_after_a_run(finished_run):
 def test_single_stage_can_be_targeted(finished_run, tmp_path):
     write_config(tmp_path)
     plan = planned(tmp_path, "--until", "decode")
-    assert plan == {"decode": 6, "demo_data": 1, "total": 7}
+    assert plan == {"decode": 12, "demo_data": 1, "total": 13}
     store = next((finished_run / "results" / "decode").glob("*/vid0003.zarr"))
     target = str(store.relative_to(finished_run))
     assert planned(tmp_path, target) == {"decode": 1, "demo_data": 1, "total": 2}
@@ -242,6 +294,7 @@ def test_default_profile_is_picked_up(finished_run, tmp_path):
 
 MODEL_RULES = {
     "features",
+    "straightening",  # its random-weights model
     "concepts",
     "targets",
     "cris",
@@ -344,7 +397,7 @@ def test_report_path_is_printed_by_the_run_that_built_the_report_only(finished_r
     # Decoding again outdates the report, which stays on disk from the earlier run
     run = copy_run(finished_run, tmp_path / "run")
     result = run_snakemake(run, "--until", "decode", "--forcerun", "decode")
-    assert job_stats(messages(result))["decode"] == 6
+    assert job_stats(messages(result))["decode"] == 12
     assert "videoconcepts report:" not in messages(result)
 
 
@@ -514,7 +567,7 @@ def test_a_second_model_runs_only_its_own_stages_and_rosetta_matches_it_to_its_c
     both = {"demo": {"checkpoint": "demo"}, "copy": {"checkpoint": "demo"}}
     write_config(run, models=both)
     plan = dry_run(run)
-    assert plan.jobs["features"] == 2 and plan.jobs["rosetta"] == 1 and plan.jobs["report"] == 1
+    assert plan.jobs["features"] == 4 and plan.jobs["rosetta"] == 1 and plan.jobs["report"] == 1
     assert "decode" not in plan.jobs and "demo_data" not in plan.jobs
     model_outputs = [
         p

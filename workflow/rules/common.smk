@@ -10,7 +10,14 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from videoconcepts.plan.checkpoints import MissingCheckpointError, checkpoint_files
-from videoconcepts.plan.samples import SampleSheetError, load_samples, styled_paths
+from videoconcepts.plan.samples import (
+    GENERATED,
+    NATURAL,
+    SampleSheetError,
+    load_detection,
+    load_samples,
+    styled_paths,
+)
 from videoconcepts.plan.settings import (
     analysed_layers,
     resolve_targets,
@@ -22,6 +29,7 @@ from videoconcepts.plan.settings import (
     resolve_cris,
     resolve_cris_gather,
     resolve_curves,
+    resolve_detector,
     resolve_head_masking,
     resolve_validation,
     resolve_heads,
@@ -40,7 +48,12 @@ from videoconcepts.plan.settings import (
     shards,
 )
 from videoconcepts.plan.sources import stage_sources
-from videoconcepts.demo import dataset_ids, styled_path
+from videoconcepts.demo import (
+    dataset_ids,
+    manipulated_id,
+    manipulated_path,
+    styled_path,
+)
 
 min_version("9.0")
 
@@ -103,6 +116,57 @@ if DEMO:
 else:
     LABELS = [config["samples"]] if Path(config["samples"]).is_file() else []
 REPORT_SETTINGS = resolve_report(config)
+
+
+def _load_detection() -> tuple[pd.DataFrame | None, str | None]:
+    """The videos straightening and the detector measure beside the run's own, marked
+    natural or generated (columns id, path, label), and the sheet that marks them: the
+    demo's natural and manipulated scenes, or detector.samples; (None, None) without."""
+    section = config["detector"]
+    if DEMO:
+        if not config["demo"]["manipulated"]:
+            return None, None
+        ids = dataset_ids(config["demo"]["videos_per_event"])
+        table = pd.DataFrame(
+            {
+                "id": ids + [manipulated_id(i) for i in ids],
+                "path": [f"{DEMO_DIR}/videos/{i}.mp4" for i in ids]
+                + [f"{DEMO_DIR}/{manipulated_path(i)}" for i in ids],
+                "label": [NATURAL] * len(ids) + [GENERATED] * len(ids),
+            }
+        )
+        return table, f"{DEMO_DIR}/detection.tsv"
+    if section["samples"] is None:
+        return None, None
+    column, natural = section["column"], section["natural"]
+    try:
+        table = load_detection(section["samples"], column, natural)
+    except SampleSheetError as err:
+        raise WorkflowError(f"bad detector.samples: {err}") from None
+    known = SAMPLES.loc[SAMPLES.index.intersection(table["id"]), "path"]
+    moved = [i for i in known.index if known[i] != table.set_index("id").loc[i, "path"]]
+    if moved:
+        raise WorkflowError(
+            f"detector.samples ({section['samples']}) gives other files than the run's "
+            f"samples for the ids {', '.join(moved[:10])}: one id, one video"
+        )
+    return table[["id", "path", "label"]], section["samples"]
+
+
+DETECTION, DETECTION_SHEET = _load_detection()
+# Videos only straightening and the detector measure (decoded and captured like the rest).
+EXTRA = (
+    DETECTION[~DETECTION["id"].isin(SAMPLES.index)].set_index("id", drop=False)
+    if DETECTION is not None
+    else SAMPLES.iloc[:0]
+)
+VIDEOS = pd.concat([SAMPLES["path"], EXTRA["path"]])
+# The detection sheet's classes as the stages read them (the demo's sheet: label, natural).
+DETECTION_CLASSES = (
+    ("label", "natural")
+    if DEMO
+    else (config["detector"]["column"], config["detector"]["natural"])
+)
 
 
 def plan_model(name: str, view: dict) -> SimpleNamespace:
@@ -181,10 +245,32 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     m.occlusion_tag = f"{m.concepts_tag}-{masking_hash}"
     m.curves_tag = f"{m.gather_tag}-{settings_hash(m.curves)}"
     m.heads_tag = f"{name}-{m.decode_hash}-{settings_hash(m.head_masking)}-{settings_hash(m.heads)}"
-    # Straightening reads the feature stores only: named by them and its own settings.
+    # Straightening reads the feature stores, also of the detection sheet's other videos
+    # (their shards numbered after the run's): named by them, the sheet's classes and its
+    # own settings. The detector by the straightening it reads and its own settings.
     m.straightening_on = view["straightening"]["enabled"]
     m.straightening = resolve_straightening(view)
-    m.straightening_tag = f"{m.features_tag}-{settings_hash(m.straightening)}"
+    detection = (
+        {
+            "videos": dict(zip(DETECTION["id"], DETECTION["label"])),
+            "classes": DETECTION_CLASSES,
+        }
+        if DETECTION is not None
+        else None
+    )
+    m.extra_shards = (
+        shards(list(EXTRA.index), m.features["videos_per_job"])
+        if m.straightening_on and len(EXTRA)
+        else []
+    )
+    m.straightening_tag = (
+        f"{m.features_tag}-{settings_hash({**m.straightening, 'detection': detection})}"
+    )
+    m.detector_on = (
+        m.straightening_on and view["detector"]["enabled"] and DETECTION is not None
+    )
+    m.detector = resolve_detector(view)
+    m.detector_tag = f"{m.straightening_tag}-{settings_hash(m.detector)}"
     # Static/dynamic runs the model on its own restyled and shuffled clips: named by the
     # concepts it scores, the targets it removes units against, and its own settings.
     m.static_dynamic_on = view["static_dynamic"]["enabled"]
@@ -256,6 +342,7 @@ TAGS = {
     "straightening": {
         m.straightening_tag: (m, None) for m in MODELS.values() if m.straightening_on
     },
+    "detector": {m.detector_tag: (m, None) for m in MODELS.values() if m.detector_on},
     "static_dynamic": {
         m.static_dynamic_tag: (m, None) for m in MODELS.values() if m.static_dynamic_on
     },
@@ -279,6 +366,7 @@ wildcard_constraints:
     **{stage: "|".join(map(re.escape, tags)) for stage, tags in TAGS.items()},
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
     shard="[0-9]{3}",
+    scored="[0-9a-f]{8}",
     cris_shard="[0-9]{3}",
     group="layers-[0-9]{2}(-[0-9]{2})?",
 
@@ -303,7 +391,7 @@ def video_input(wildcards) -> list[str]:
     """The decode job's video as its input, none when a listed file is missing (possible
     only with on_bad_video: skip): the job then runs without it and records the skip. The
     demo's videos are made by the demo_data rule."""
-    path = SAMPLES.loc[wildcards.video, "path"]
+    path = VIDEOS[wildcards.video]
     return [path] if DEMO or Path(path).is_file() else []
 
 
@@ -324,12 +412,20 @@ def feature_store(m, shard) -> str:
 
 
 def feature_stores(m) -> list[str]:
+    """The feature stores of the run's videos."""
     return [feature_store(m, f"{i:03d}") for i in range(len(m.shards))]
+
+
+def extra_feature_stores(m) -> list[str]:
+    """The feature stores of the detection sheet's other videos (after the run's)."""
+    first = len(m.shards)
+    return [feature_store(m, f"{first + i:03d}") for i in range(len(m.extra_shards))]
 
 
 def shard_decode_stores(wildcards) -> list[str]:
     m = model_of("features")(wildcards)
-    return [decode_store(m, video) for video in m.shards[int(wildcards.shard)]]
+    shard = [*m.shards, *m.extra_shards][int(wildcards.shard)]
+    return [decode_store(m, video) for video in shard]
 
 
 def tubelet_dir(m, method: str, shard) -> str:
@@ -421,6 +517,52 @@ def straightening_outputs(m) -> dict[str, str]:
     }
 
 
+def straightening_features(m) -> list[str]:
+    return feature_stores(m) + extra_feature_stores(m)
+
+
+def straightening_decoded(m) -> list[str]:
+    return decode_stores(m) + [decode_store(m, video) for video in EXTRA.index]
+
+
+def detector_outputs(m) -> dict[str, str]:
+    """The detector's tables and fitted detector of a model (none when it does not run)."""
+    if not m.detector_on:
+        return {}
+    folder = f"{RESULTS}/detector/{m.detector_tag}"
+    return {
+        "cv": f"{folder}/detector_cv.tsv",
+        "scores": f"{folder}/detector_scores.tsv",
+        "detector": f"{folder}/detector.joblib",
+    }
+
+
+# Videos the detect rule scores with each model's fitted detector (detector.score).
+def _load_scored() -> pd.DataFrame | None:
+    source = config["detector"]["score"]
+    if source is None:
+        return None
+    try:
+        return load_samples(source)
+    except SampleSheetError as err:
+        raise WorkflowError(f"bad detector.score: {err}") from None
+
+
+SCORED = _load_scored()
+
+
+def detect_tables() -> list[str]:
+    """The detect rule's scores, one table per model with a fitted detector."""
+    if SCORED is None:
+        return []
+    tag = settings_hash({"videos": list(SCORED["path"])})
+    return [
+        f"{RESULTS}/detect/{m.detector_tag}/{tag}/scores.tsv"
+        for m in MODELS.values()
+        if m.detector_on
+    ]
+
+
 STATIC_DYNAMIC_TABLES = ("layers", "units", "concepts", "versions", "removal")
 
 
@@ -502,6 +644,7 @@ def model_settings(m) -> dict:
         "curves": m.curves,
         "heads": m.heads,
         "straightening": m.straightening if m.straightening_on else None,
+        "detector": m.detector if m.detector_on else None,
         "static_dynamic": m.static_dynamic if m.static_dynamic_on else None,
         "sae": {"saes": m.saes, **m.sae_metrics} if m.sae_on else None,
     }
@@ -539,6 +682,7 @@ def model_benchmarks(m) -> list[str]:
         f"curves/{m.curves_tag}.tsv",
         f"heads/{m.heads_tag}.tsv",
         f"straightening/{m.straightening_tag}.tsv",
+        f"detector/{m.detector_tag}.tsv",
         f"static_dynamic/{m.static_dynamic_tag}.tsv",
         *[f"sae/{tag}.tsv" for tag in m.sae_tags],
         f"sae_metrics/{m.sae_metrics_tag}.tsv",
@@ -570,6 +714,11 @@ def model_outputs(m) -> dict[str, list[str]]:
             [straightening_outputs(m)["table"]] if m.straightening_on else []
         ),
         **{
+            f"detector_{name}": [path]
+            for name, path in detector_outputs(m).items()
+            if name != "detector"
+        },
+        **{
             f"static_dynamic_{name}": [path]
             for name, path in static_dynamic_outputs(m).items()
             if name != "store"
@@ -579,10 +728,13 @@ def model_outputs(m) -> dict[str, list[str]]:
 
 
 def run_outputs() -> dict[str, list[str]]:
-    """What the report reads of the cross-model stages, by input name."""
-    if not ROSETTA:
-        return {}
-    return {f"rosetta_{name}": [path] for name, path in rosetta_tables().items()}
+    """What the report reads of the cross-model stages and the run, by input name."""
+    outputs = {"detection": [DETECTION_SHEET]} if DETECTION_SHEET else {}
+    if ROSETTA:
+        outputs |= {
+            f"rosetta_{name}": [path] for name, path in rosetta_tables().items()
+        }
+    return outputs
 
 
 def report_benchmarks() -> list[str]:

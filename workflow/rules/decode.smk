@@ -20,7 +20,7 @@ rule decode:
         on_bad_video=lambda wc: model_of("decode")(wc).config["decode"]["on_bad_video"],
         backend=lambda wc: model_of("decode")(wc).config["decode"]["backend"],
     params:
-        video=lambda wc: SAMPLES.loc[wc.video, "path"],
+        video=lambda wc: VIDEOS[wc.video],
         settings=lambda wc: json.dumps(model_of("decode")(wc).decode),
     shell:
         "videoconcepts decode --video {params.video:q} --id {wildcards.video} --out {output:q}"

@@ -9,6 +9,13 @@ rule demo_data:
             video=dataset_ids(config["demo"]["videos_per_event"]),
         ),
         styled=styled_videos() if DEMO else [],
+        manipulated=list(EXTRA["path"]) if DEMO else [],
+        detection=[DETECTION_SHEET] if DEMO and DETECTION_SHEET else [],
+        manipulated_truth=(
+            [directory(f"{DEMO_DIR}/manipulated.zarr")]
+            if DEMO and DETECTION_SHEET
+            else []
+        ),
         samples=f"{DEMO_DIR}/samples.tsv",
         ground_truth=directory(f"{DEMO_DIR}/ground_truth.zarr"),
     log:
@@ -25,9 +32,11 @@ rule demo_data:
         videos_per_event=config["demo"]["videos_per_event"],
         seed=config["demo"]["seed"],
         styles=config["demo"]["styles"],
+        manipulated="--manipulated" if config["demo"]["manipulated"] else "",
     shell:
         "videoconcepts demo_data --out {params.out:q} --videos-per-event {params.videos_per_event}"
-        " --seed {params.seed} --styles {params.styles} > {log:q} 2>&1"
+        " --seed {params.seed} --styles {params.styles} {params.manipulated}"
+        " > {log:q} 2>&1"
 
 
 rule train_demo_model:

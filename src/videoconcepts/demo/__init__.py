@@ -22,3 +22,13 @@ def dataset_ids(videos_per_event: int) -> list[str]:
 def styled_path(video_id: str, style: int) -> str:
     """Stylized copy ``style`` (from 1) of a demo video, relative to the demo's folder."""
     return f"styled/{video_id}-s{style}.mp4"
+
+
+def manipulated_id(video_id: str) -> str:
+    """The id of a demo video's manipulated variant (the detector's generated class)."""
+    return f"{video_id}-m"
+
+
+def manipulated_path(video_id: str) -> str:
+    """A demo video's manipulated variant, relative to the demo's folder."""
+    return f"manipulated/{manipulated_id(video_id)}.mp4"

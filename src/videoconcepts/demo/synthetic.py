@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from videoconcepts.demo import EVENTS, dataset_ids, styled_path
+from videoconcepts.demo import EVENTS, dataset_ids, manipulated_id, manipulated_path, styled_path
 from videoconcepts.stores.base import atomic_store, create_array, write_array, write_table
 
 ROLES: tuple[str, ...] = ("target", "distractor", "occluder", "container")
@@ -41,6 +41,8 @@ class SyntheticVideo:
     masks: np.ndarray  # (len(ROLES), T, H, W) bool, visible pixels of each role
     amodal_target: np.ndarray  # (T, H, W) bool, the whole target disc even where hidden
     event: str
+    defect: str = ""  # a manipulated clip's defect (one of DEFECTS), "" for a natural one
+    defect_frames: np.ndarray | None = None  # (T,) bool, frames showing it (manipulated only)
 
 
 @dataclass(frozen=True)
@@ -316,27 +318,83 @@ def _visible(layers: list[tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return visible
 
 
+# Defects of the manipulated variants, as generated videos show them: the target jumps
+# to another place (teleport); the whole clip freezes and skips ahead (stutter); the
+# background texture and the brightness change on some frames (flicker); the target is
+# drawn in front of the bar and the cup it should pass behind or fall into
+# (pass_through: only for the events where it meets them).
+DEFECTS: tuple[str, ...] = ("teleport", "stutter", "flicker", "pass_through")
+_MEETS_OBJECTS = ("passes_behind", "falls_into_container")
+
+
+def defect_of(index: int) -> str:
+    """The defect of the manipulated variant of demo video ``index``: each event's
+    variants cycle through the defects it can show, starting at a different one per
+    event so that every defect appears."""
+    event = index % len(EVENTS)
+    kinds = [d for d in DEFECTS if d != "pass_through" or EVENTS[event] in _MEETS_OBJECTS]
+    return kinds[(index // len(EVENTS) + event) % len(kinds)]
+
+
+def _teleported(
+    layout: _Layout, flaws: np.random.Generator, x: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """The target's columns jumping by a quarter to two fifths of the frame at one frame
+    in the middle of the clip (towards the side with more room), and that frame."""
+    n = len(x)
+    jump = int(flaws.integers(round(0.3 * n), round(0.7 * n) + 1))
+    r = layout.radius
+    room_right = layout.size - 1 - r - x[jump:].max()
+    room_left = x[jump:].min() - r
+    step = flaws.uniform(0.25, 0.4) * layout.size * (1 if room_right > room_left else -1)
+    moved = x.copy()
+    moved[jump:] = np.clip(x[jump:] + step, r, layout.size - 1 - r)
+    return moved, jump
+
+
+def _stutter(flaws: np.random.Generator, n_frames: int) -> np.ndarray:
+    """Frame order with two freezes of a sixth to a fifth of the clip, each followed by a
+    skip ahead (at 32 frames: 5 or 6 frames held, then 5 or 6 skipped)."""
+    order = np.arange(n_frames)
+    for lo, hi in ((0.1, 0.3), (0.55, 0.75)):
+        start = int(flaws.integers(round(lo * n_frames), round(hi * n_frames)))
+        hold = int(flaws.integers(round(n_frames / 6), round(n_frames / 5) + 1))
+        order[start : start + hold] = start
+    return order
+
+
 def render_video(
     event: str,
     rng: np.random.Generator,
     n_frames: int = 32,
     size: int = 64,
     look: np.random.Generator | None = None,
+    defect: str = "",
+    flaws: np.random.Generator | None = None,
 ) -> SyntheticVideo:
     """Render one clip of ``event``; the same rng state always gives the same clip.
 
     ``rng`` draws the geometry (layout, trajectories, distractors) before the look, so
     passing ``look`` re-renders the very same scene, masks and motion in another style:
     every colour and the background texture drawn from ``look`` instead of the demo's
-    palette (the stylized copies of the static/dynamic analysis).
+    palette (the stylized copies of the static/dynamic analysis). ``defect`` (one of
+    DEFECTS, its details drawn from ``flaws``) renders the same scene manipulated.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
     if n_frames < MIN_FRAMES or size < MIN_SIZE:
         raise ValueError(f"need n_frames >= {MIN_FRAMES} and size >= {MIN_SIZE}")
+    if defect and (defect not in DEFECTS or flaws is None):
+        raise ValueError(f"defect {defect!r} needs to be one of {DEFECTS}, with a flaws rng")
+    if defect == "pass_through" and event not in _MEETS_OBJECTS:
+        raise ValueError(f"a {event} target meets no object to pass through")
     layout = _sample_layout(rng, size)
     u = np.linspace(0.0, 1.0, n_frames)
     x, y = _TRAJECTORIES[event](layout, rng, u)
+    defect_frames = np.zeros(n_frames, bool)
+    if defect == "teleport":
+        x, jump = _teleported(layout, flaws, x)
+        defect_frames[jump] = True
     target = _discs(x, y, layout.radius, size)
     squares = _distractors(rng, layout, n_frames)
     cup, inside = _cup(layout)
@@ -344,9 +402,13 @@ def render_video(
 
     paint = rng if look is None else look
     frames = np.repeat(_background(paint, size)[None], n_frames, axis=0)
+    if defect == "flicker":  # another texture and a brightness jump on a quarter of the frames
+        defect_frames[flaws.choice(n_frames, max(2, n_frames // 4), replace=False)] = True
+        frames[defect_frames] = _background(flaws, size)
     for square in squares:
         frames[square] = _jitter(paint, [(40, 90, 220), (40, 190, 80)][paint.integers(2)], 20)
-    frames[target] = _jitter(paint, (215, 40, 35), 20)
+    target_colour = _jitter(paint, (215, 40, 35), 20)
+    frames[target] = target_colour
     frames[:, occluder] = _jitter(paint, (135, 135, 135), 4) + paint.integers(-15, 16)
     frames[:, cup] = _jitter(paint, (215, 125, 45), 15)
     frames[:, inside] = _jitter(paint, (110, 60, 25), 10)
@@ -354,19 +416,35 @@ def render_video(
     def every_frame(mask: np.ndarray) -> np.ndarray:
         return np.broadcast_to(mask, target.shape)
 
-    visible = _visible(
-        [
-            ("distractor", np.logical_or.reduce(squares)),
-            ("target", target),
-            ("occluder", every_frame(occluder)),
-            ("container", every_frame(cup)),
-        ]
-    )
+    depth = [
+        ("distractor", np.logical_or.reduce(squares)),
+        ("target", target),
+        ("occluder", every_frame(occluder)),
+        ("container", every_frame(cup)),
+    ]
+    if defect == "pass_through":  # the target in front of everything
+        frames[target] = target_colour
+        depth.append(depth.pop(1))
+        defect_frames = (target & (occluder | cup)).any(axis=(1, 2))
+    visible = _visible(depth)
+    masks = np.stack([visible[role] for role in ROLES])
+    if defect == "flicker":
+        shift = flaws.uniform(25, 45, defect_frames.sum()) * flaws.choice(
+            [-1, 1], defect_frames.sum()
+        )
+        frames[defect_frames] += shift[:, None, None, None]
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    if defect == "stutter":
+        order = _stutter(flaws, n_frames)
+        frames, masks, target = frames[order], masks[:, order], target[order]
+        defect_frames = np.r_[False, order[1:] == order[:-1]] | np.r_[False, np.diff(order) > 1]
     return SyntheticVideo(
-        frames=np.clip(np.rint(frames), 0, 255).astype(np.uint8),
-        masks=np.stack([visible[role] for role in ROLES]),
+        frames=frames,
+        masks=masks,
         amodal_target=target,
         event=event,
+        defect=defect,
+        defect_frames=defect_frames if defect else None,
     )
 
 
@@ -411,27 +489,29 @@ def generate_dataset(
     size: int = 64,
     fps: int = 24,
     styles: int = 0,
+    manipulated: bool = False,
     *,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Write ``videos/*.mp4``, ``samples.tsv`` and ``ground_truth.zarr`` under ``out_dir``,
-    and ``styles`` stylized copies of each video, ``styled/<id>-s<k>.mp4``.
+    and ``styles`` stylized copies of each video, ``styled/<id>-s<k>.mp4``; with
+    ``manipulated``, each scene's manipulated variant ``manipulated/<id>-m.mp4``, their
+    ground truth ``manipulated.zarr`` and ``detection.tsv`` (every natural and manipulated
+    video, ``label`` natural or manipulated, ``group`` the scene, and the ``defect``).
 
     Video ``i`` shows ``EVENTS[i % len(EVENTS)]`` and is rendered from
     ``np.random.default_rng([seed, i])``, so each one can be reproduced on its own; its
-    copy ``k`` is the same scene in the look drawn from ``default_rng([seed, i, k])``.
-    Returns the samples table (columns ``path``, ``id``, ``label``, and ``styled``, the
-    copies' paths joined by ``;``, when there are copies).
+    copy ``k`` is the same scene in the look drawn from ``default_rng([seed, i, k])``, its
+    manipulated variant the same scene with ``defect_of(i)`` drawn from
+    ``default_rng([seed, i, 0, 1])``. Returns the samples table (columns ``path``, ``id``,
+    ``label``, and ``styled``, the copies' paths joined by ``;``, when there are copies).
     """
     if videos_per_event < 1:
         raise ValueError("videos_per_event must be at least 1")
     out_dir = Path(out_dir)
     ids = dataset_ids(videos_per_event)
-    n_videos = len(ids)
-    labels = np.arange(n_videos, dtype=np.int64) % len(EVENTS)
-    n_roles = len(ROLES)
+    labels = np.arange(len(ids), dtype=np.int64) % len(EVENTS)
     attrs = {
-        "video_ids": ids,
         "roles": list(ROLES),
         "events": list(EVENTS),
         "seed": int(seed),
@@ -439,27 +519,24 @@ def generate_dataset(
         "size": size,
         "fps": fps,
     }
-    frame_shape = (n_frames, size, size)
-    with atomic_store(out_dir / "ground_truth.zarr", kind="ground_truth", **attrs) as group:
-        masks = create_array(
-            group, "masks", (n_videos, n_roles, *frame_shape), "uint8", (1, n_roles, *frame_shape)
-        )
-        amodal = create_array(
-            group, "amodal_target", (n_videos, *frame_shape), "uint8", (1, *frame_shape)
-        )
-        for i in tqdm(range(n_videos), desc="synthetic videos", unit="video", disable=not progress):
-            rng = np.random.default_rng([seed, i])
-            video = render_video(EVENTS[labels[i]], rng, n_frames, size)
-            write_mp4(out_dir / "videos" / f"{ids[i]}.mp4", video.frames, fps)
-            for k in range(1, styles + 1):
-                look = np.random.default_rng([seed, i, k])
-                copy = render_video(
-                    EVENTS[labels[i]], np.random.default_rng([seed, i]), n_frames, size, look
-                )
-                write_mp4(out_dir / styled_path(ids[i], k), copy.frames, fps)
-            masks[i] = video.masks.astype(np.uint8)
-            amodal[i] = video.amodal_target.astype(np.uint8)
-        write_array(group, "labels", labels)
+    natural, variants = [], []
+    for i in tqdm(range(len(ids)), desc="synthetic videos", unit="video", disable=not progress):
+        event = EVENTS[labels[i]]
+        video = render_video(event, np.random.default_rng([seed, i]), n_frames, size)
+        write_mp4(out_dir / "videos" / f"{ids[i]}.mp4", video.frames, fps)
+        natural.append(video)
+        for k in range(1, styles + 1):
+            look = np.random.default_rng([seed, i, k])
+            copy = render_video(event, np.random.default_rng([seed, i]), n_frames, size, look)
+            write_mp4(out_dir / styled_path(ids[i], k), copy.frames, fps)
+        if manipulated:
+            flaws = np.random.default_rng([seed, i, 0, 1])
+            variant = render_video(
+                event, np.random.default_rng([seed, i]), n_frames, size, None, defect_of(i), flaws
+            )
+            write_mp4(out_dir / manipulated_path(ids[i]), variant.frames, fps)
+            variants.append(variant)
+    _write_ground_truth(out_dir / "ground_truth.zarr", ids, labels, natural, attrs)
     table = pd.DataFrame(
         {
             "path": [f"videos/{vid}.mp4" for vid in ids],
@@ -472,4 +549,53 @@ def generate_dataset(
             ";".join(styled_path(vid, k) for k in range(1, styles + 1)) for vid in ids
         ]
     write_table(table, out_dir / "samples.tsv")
+    if manipulated:
+        variant_ids = [manipulated_id(vid) for vid in ids]
+        _write_ground_truth(out_dir / "manipulated.zarr", variant_ids, labels, variants, attrs)
+        detection = pd.DataFrame(
+            {
+                "path": [f"videos/{vid}.mp4" for vid in ids]
+                + [manipulated_path(vid) for vid in ids],
+                "id": ids + variant_ids,
+                "label": ["natural"] * len(ids) + ["manipulated"] * len(ids),
+                "group": ids + ids,
+                "defect": [""] * len(ids) + [v.defect for v in variants],
+            }
+        )
+        write_table(detection, out_dir / "detection.tsv")
     return table
+
+
+def _write_ground_truth(
+    path: Path,
+    ids: list[str],
+    labels: np.ndarray,
+    videos: list[SyntheticVideo],
+    attrs: dict,
+) -> None:
+    """A ground-truth store: each video's role masks, amodal target and event label;
+    for manipulated videos also each one's defect (index into DEFECTS) and the frames
+    showing it."""
+    defects = [v.defect for v in videos]
+    extra = {"defects": list(DEFECTS)} if any(defects) else {}
+    with atomic_store(path, kind="ground_truth", video_ids=ids, **attrs, **extra) as group:
+        frame_shape = videos[0].amodal_target.shape
+        masks = create_array(
+            group,
+            "masks",
+            (len(ids), len(ROLES), *frame_shape),
+            "uint8",
+            (1, len(ROLES), *frame_shape),
+        )
+        amodal = create_array(
+            group, "amodal_target", (len(ids), *frame_shape), "uint8", (1, *frame_shape)
+        )
+        for i, video in enumerate(videos):
+            masks[i] = video.masks.astype(np.uint8)
+            amodal[i] = video.amodal_target.astype(np.uint8)
+        write_array(group, "labels", labels)
+        if extra:
+            write_array(group, "defects", np.array([DEFECTS.index(d) for d in defects]))
+            write_array(
+                group, "defect_frames", np.stack([v.defect_frames for v in videos]).astype(np.uint8)
+            )

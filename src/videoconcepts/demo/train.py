@@ -57,7 +57,7 @@ ENCODER = {
     # MLPs position-content interactions from the start; it trains in a few hundred steps.
     "initializer_range": 0.2,
 }
-VIDEOMAE_CLIP = DecodeSettings(16, 2, "center", SIZE, "index")
+VIDEOMAE_CLIP = DecodeSettings(16, 2, "center", SIZE, "index", None)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,10 @@ def _videomae_ssl() -> PreTrainedModel:
 MODELS: dict[str, DemoModel] = {
     "videomae": DemoModel(VIDEOMAE_CLIP, _videomae),
     "timesformer": DemoModel(
-        DecodeSettings(8, 4, "center", SIZE, "index"), _timesformer, epochs=25, train_per_event=300
+        DecodeSettings(8, 4, "center", SIZE, "index", None),
+        _timesformer,
+        epochs=25,
+        train_per_event=300,
     ),
     "videomae_ssl": DemoModel(VIDEOMAE_CLIP, _videomae_ssl, supervised=False),
 }

@@ -42,13 +42,15 @@ class DecodeSettings:
     centre-cropped to ``size`` pixels square. ``sampling="index"`` steps through frame
     indices; ``"time"`` takes the frame shown at evenly spaced times, ``frame_stride``
     frames of the stream's average frame rate apart (the same frames on a constant frame
-    rate, even time steps on a variable one)."""
+    rate, even time steps on a variable one), or, with ``window``, ``num_frames`` instants
+    spanning ``window`` seconds (ReStraV samples 24 frames over 2 s)."""
 
     num_frames: int
     frame_stride: int
     clip_start: str | int
     size: int
     sampling: Literal["index", "time"]
+    window: float | None
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,14 @@ def sample_indices(n_source: int, settings: DecodeSettings) -> np.ndarray:
 
 def sample_times(times: list[Fraction], fps: Fraction, settings: DecodeSettings) -> np.ndarray:
     """Source frame indices of the clip by time: the frame shown at each of ``num_frames``
-    instants ``frame_stride / fps`` seconds apart (exact rational arithmetic, so a constant
-    frame rate gives :func:`sample_indices`'s frames). ``times`` are sorted frame
-    timestamps; raises ``ValueError`` when the video is too short."""
-    step = settings.frame_stride / fps
+    instants ``frame_stride / fps`` seconds apart, or ``window / (num_frames - 1)`` with a
+    window (exact rational arithmetic, so a constant frame rate gives
+    :func:`sample_indices`'s frames). ``times`` are sorted frame timestamps; raises
+    ``ValueError`` when the video is too short."""
+    if settings.window is not None:
+        step = Fraction(settings.window).limit_denominator(10**6) / (settings.num_frames - 1)
+    else:
+        step = settings.frame_stride / fps
     span = (settings.num_frames - 1) * step
     if settings.clip_start == "start":
         first = times[0]
@@ -131,7 +137,7 @@ def sample_times(times: list[Fraction], fps: Fraction, settings: DecodeSettings)
     if first + span > times[-1]:  # centred, also when the clip would start before frame 0
         raise ValueError(
             f"too short: the clip spans {float(span):.3f} s ({settings.num_frames} frames "
-            f"every {settings.frame_stride} at {float(fps):g} fps) from {float(first):.3f} s, "
+            f"{float(step):.4g} s apart) from {float(first):.3f} s, "
             f"the last frame is at {float(times[-1]):.3f} s"
         )
     return np.array(

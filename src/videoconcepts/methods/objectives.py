@@ -60,6 +60,13 @@ def reconstruction(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return scores.float()[:, 0]
 
 
+@register_metric("straightness")
+def straightness(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Frame-by-frame image models (DINOv2): the output is already minus the curvature of
+    the clip's path through the CLS embedding."""
+    return scores.float()[:, 0]
+
+
 @register_metric("loss")
 def negative_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Negative cross-entropy, so that higher is better like every other metric."""

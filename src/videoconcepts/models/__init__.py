@@ -9,6 +9,7 @@ import transformers
 
 from videoconcepts.devices import Precision, describe, pick_device, pick_precision
 from videoconcepts.models.base import HEAD_KINDS, Capture, HeadKind, ModelAdapter, TokenGrid
+from videoconcepts.models.dinov2 import Dinov2Adapter
 from videoconcepts.models.timesformer import TimesformerAdapter
 from videoconcepts.models.videomae import VideoMAEAdapter, VideoMAEPretrainingAdapter
 from videoconcepts.models.vivit import VivitAdapter
@@ -36,6 +37,7 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {
         VivitAdapter,
         XCLIPAdapter,
         VJEPA2Adapter,
+        Dinov2Adapter,
     )
 }
 assert ADAPTERS.keys() == FAMILIES.keys()

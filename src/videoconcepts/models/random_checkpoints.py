@@ -18,6 +18,8 @@ from typing import Any, Literal
 import torch
 import transformers
 
+from videoconcepts.plan.families import FAMILIES
+
 Size = Literal["tiny", "base"]
 CLASSES = ("moves_left", "moves_right", "stops")
 LABELS = {"id2label": dict(enumerate(CLASSES)), "label2id": {c: i for i, c in enumerate(CLASSES)}}
@@ -45,6 +47,7 @@ CLIPS = {
     "vivit": (32, 224, 16),
     "xclip": (8, 224, 32),
     "vjepa2": (16, 256, 16),
+    "dinov2": (16, 224, 14),
 }
 
 
@@ -142,6 +145,29 @@ def _xclip(size: Size, clip: tuple[int, int, int], path: Path):
     return transformers.XCLIPModel(config)
 
 
+# The clip a frame-by-frame family's model section names (``frames``, ``size``), per
+# size: an image checkpoint does not fix it.
+FRAME_BY_FRAME_OPTIONS: dict[Size, dict[str, int]] = {
+    "tiny": {"frames": 4, "size": 32},
+    "base": {"frames": 16, "size": 224},
+}
+
+
+def model_options(family: str, size: Size = "tiny") -> dict[str, int]:
+    """What a model section adds to a random ``family`` checkpoint of ``size`` to take
+    its usual clip (only frame-by-frame families need anything)."""
+    return dict(FRAME_BY_FRAME_OPTIONS[size]) if FAMILIES[family].frame_by_frame else {}
+
+
+def _dinov2(size: Size, clip: tuple[int, int, int]):
+    """An image model: the clip's frames and side are the model section's, not its own."""
+    _, pixels, patch = clip
+    config = transformers.Dinov2Config(
+        **ENCODERS[size], image_size=pixels, patch_size=patch, layerscale_value=1.0
+    )
+    return transformers.Dinov2Model(config)
+
+
 def save_random(family: str, path: Path, size: Size = "tiny") -> Path:
     """Build a random ``family`` model of ``size`` and ``save_pretrained`` it to ``path``."""
     torch.manual_seed(0)
@@ -155,6 +181,7 @@ def save_random(family: str, path: Path, size: Size = "tiny") -> Path:
         "vivit": lambda: _vivit(size, clip),
         "vjepa2": lambda: _vjepa2(size, clip),
         "xclip": lambda: _xclip(size, clip, path),
+        "dinov2": lambda: _dinov2(size, clip),
     }
     builders[family]().save_pretrained(path)
     return path

@@ -32,6 +32,9 @@ class Family:
     size_key: str = "image_size"
     attention: tuple[str, ...] = ()
     compactness: float = 0.1
+    # An image model run on every frame alone: the clip length and input side are the
+    # model section's (``frames``, ``size``), not the checkpoint's.
+    frame_by_frame: bool = False
 
     @property
     def default_metric(self) -> str:
@@ -81,8 +84,20 @@ FAMILIES: dict[str, Family] = {
             frames_key="frames_per_clip",
             size_key="crop_size",
         ),
+        Family(
+            "dinov2",
+            "dinov2",
+            "Dinov2Model",
+            ("straightness",),
+            has_classes=False,
+            frame_by_frame=True,
+        ),
     )
 }
+# A frame-by-frame model's clip when the model section names none: 16 frames of
+# 224 x 224 pixels (ReStraV's DINOv2 input side; it takes 24 frames over 2 s, which is
+# `frames: 24` with `decode: {sampling: time, window: 2}`).
+FRAME_BY_FRAME_CLIP = {"frames": 16, "size": 224}
 
 
 def detect_family(config: dict[str, Any]) -> Family:
@@ -125,16 +140,28 @@ def class_names(spec: ModelSpec) -> list[str]:
     return [str(id2label[key]) for key in sorted(id2label, key=int)]
 
 
-def model_facts(checkpoint: str) -> dict[str, Any]:
-    """Family, layer count, clip length and input side of a checkpoint."""
-    config = read_model_config(checkpoint)
+def model_facts(model: dict[str, Any]) -> dict[str, Any]:
+    """Family, layer count, clip length and input side of a model section's checkpoint
+    (a frame-by-frame model's clip from the section, its defaults filled in)."""
+    config = read_model_config(model["checkpoint"])
     family = detect_family(config)
     vision = family.vision_config(config)
+    if family.frame_by_frame:
+        frames = model.get("frames") or FRAME_BY_FRAME_CLIP["frames"]
+        size = model.get("size") or FRAME_BY_FRAME_CLIP["size"]
+        patch = int(vision["patch_size"])
+        if size % patch:
+            raise ValueError(
+                f"model.size {size} is not a multiple of the {family.name} model's patch "
+                f"size {patch}"
+            )
+    else:
+        frames, size = int(vision[family.frames_key]), int(vision[family.size_key])
     return {
         "family": family.name,
         "num_layers": int(vision["num_hidden_layers"]),
-        "num_frames": int(vision[family.frames_key]),
-        "size": int(vision[family.size_key]),
+        "num_frames": int(frames),
+        "size": int(size),
         "compactness": family.compactness,
     }
 
@@ -149,6 +176,8 @@ class ModelSpec:
     classes: list[str] | None = None
     reconstruction_mask_ratio: float | None = None
     reconstruction_masks: int | None = None
+    frames: int | None = None  # frame-by-frame families: frames per clip
+    size: int | None = None  # frame-by-frame families: input side in pixels
 
 
 # Scored with nothing hidden (the reference code's way): on the demo's self-supervised
@@ -207,4 +236,15 @@ def resolve_model(model: dict[str, Any], labels: list[str] | None = None) -> Mod
                 raise ValueError(
                     f"model.{key} only applies to videomae_pretraining, not {family.name}"
                 )
-    return ModelSpec(checkpoint, family.name, attention, classes, ratio, n_masks)
+    frames, size = model.get("frames"), model.get("size")
+    if family.frame_by_frame:
+        facts = model_facts(model)
+        frames, size = facts["num_frames"], facts["size"]
+    else:
+        for key, value in (("frames", frames), ("size", size)):
+            if value is not None:
+                raise ValueError(
+                    f"model.{key} only applies to frame-by-frame image models (dinov2); "
+                    f"{family.name} takes its clip from the checkpoint"
+                )
+    return ModelSpec(checkpoint, family.name, attention, classes, ratio, n_masks, frames, size)

@@ -16,6 +16,8 @@ import pandas as pd
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# The classes of videos the detector tells apart.
+NATURAL, GENERATED = "natural", "generated"
 
 
 def styled_paths(cell: str) -> list[str]:
@@ -27,7 +29,7 @@ class SampleSheetError(ValueError):
     """The sample source is unusable; the message lists every problem found."""
 
 
-def _read_sheet(path: Path) -> pd.DataFrame:
+def _read_sheet(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     sep = "\t" if path.suffix.lower() in (".tsv", ".tab", ".txt") else ","
     try:
         table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, comment="#")
@@ -38,7 +40,7 @@ def _read_sheet(path: Path) -> pd.DataFrame:
         raise SampleSheetError(
             f"{path}: sample sheet needs a 'path' column (found: {', '.join(table.columns)})"
         )
-    unknown = sorted(set(table.columns) - {"path", "id", "label", "styled"})
+    unknown = sorted(set(table.columns) - {"path", "id", "label", "styled", *extra})
     if unknown:
         raise SampleSheetError(f"{path}: unknown sample sheet columns: {', '.join(unknown)}")
     table["path"] = [str((path.parent / p.strip()).resolve()) for p in table["path"]]
@@ -59,14 +61,17 @@ def _videos_in(paths: list[Path], source: str) -> pd.DataFrame:
     return pd.DataFrame({"path": [str(p) for p in videos]})
 
 
-def load_samples(source: str | Path, check_files: bool = True) -> pd.DataFrame:
+def load_samples(
+    source: str | Path, check_files: bool = True, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Table with columns ``id``, ``path`` (absolute), ``label`` and ``styled`` (the
-    absolute paths of a video's stylized copies joined by ``;``); both may be empty."""
+    absolute paths of a video's stylized copies joined by ``;``); both may be empty. A
+    sheet may also have the ``extra`` columns, kept as they are."""
     source_path = Path(source).expanduser()
     if source_path.is_dir():
         table = _videos_in(list(source_path.iterdir()), str(source))
     elif source_path.is_file():
-        table = _read_sheet(source_path)
+        table = _read_sheet(source_path, extra)
     elif any(ch in str(source) for ch in "*?["):
         table = _videos_in([Path(p) for p in glob.glob(str(source_path), recursive=True)], source)
     else:
@@ -76,10 +81,11 @@ def load_samples(source: str | Path, check_files: bool = True) -> pd.DataFrame:
     if "id" not in table.columns or (table["id"].str.strip() == "").all():
         table["id"] = [Path(p).stem for p in table["path"]]
     table["id"] = table["id"].str.strip()
-    for column in ("label", "styled"):
+    for column in ("label", "styled", *extra):
         if column not in table.columns:
             table[column] = ""
-    table = table[["id", "path", "label", "styled"]].reset_index(drop=True)
+    columns = list(dict.fromkeys(["id", "path", "label", "styled", *extra]))
+    table = table[columns].reset_index(drop=True)
     check_samples(table, str(source), check_files)
     return table
 
@@ -103,3 +109,42 @@ def check_samples(table: pd.DataFrame, source: str, check_files: bool = True) ->
             problems.append("missing video files: " + ", ".join(missing[:10]))
     if problems:
         raise SampleSheetError(f"{source}: " + "; ".join(problems))
+
+
+def detection_classes(table: pd.DataFrame, column: str, natural: str, source: str) -> list[str]:
+    """``natural`` or ``generated`` per row of a detection sheet: rows whose ``column``
+    is ``natural`` are natural, every other value generated. Both must occur."""
+    values = table[column].astype(str).str.strip()
+    if (values == "").any():
+        empty = ", ".join(table["id"][values == ""][:10])
+        raise SampleSheetError(f"{source}: column {column!r} is empty for: {empty}")
+    classes = [NATURAL if v == natural else GENERATED for v in values]
+    if len(set(classes)) < 2:
+        raise SampleSheetError(
+            f"{source}: column {column!r} needs natural videos (value {natural!r}) and "
+            f"generated ones (any other value); found only {sorted(set(values))}"
+        )
+    return classes
+
+
+def load_detection(
+    source: str | Path, column: str, natural: str, check_files: bool = True
+) -> pd.DataFrame:
+    """A detection sheet: a sample sheet with a column of classes (``column``), an
+    optional ``group`` (videos of one group stay in one cross-validation fold: a
+    generated video made from a natural one shares its group; empty: the video alone)
+    and an optional ``defect`` (what is wrong with a generated video, for breaking
+    results down); ``label`` becomes natural or generated (see
+    :func:`detection_classes`)."""
+    extra = tuple(dict.fromkeys((column, "group", "defect")))
+    table = load_samples(source, check_files, extra=extra)
+    table["label"] = detection_classes(table, column, natural, str(source))
+    table["group"] = table["group"].where(table["group"].str.strip() != "", table["id"])
+    return table
+
+
+def detection_labels(source: str | Path, column: str, natural: str) -> dict[str, tuple[str, str]]:
+    """Video id -> (``natural`` or ``generated``, its group) from a detection sheet."""
+    table = load_detection(source, column, natural, check_files=False)
+    pairs = zip(table["label"], table["group"], strict=True)
+    return dict(zip(table["id"], pairs, strict=True))

@@ -54,6 +54,7 @@ STAGE_SECTIONS = (
     "curves",
     "heads",
     "straightening",
+    "detector",
     "static_dynamic",
     "sae",
 )
@@ -65,6 +66,12 @@ def model_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     over the run's, so each ``resolve_*`` below works per model unchanged."""
     views = {}
     for name, section in config["models"].items():
+        shared = sorted(set(section.get("detector", {})) & set(DETECTOR_RUN_KEYS))
+        if shared:
+            raise ValueError(
+                f"models.{name}.detector sets {', '.join(shared)}: the detector's videos "
+                "and classes are the run's; set them in the top-level detector section"
+            )
         view = {key: value for key, value in config.items() if key != "models"}
         for stage in STAGE_SECTIONS:
             view[stage] = {**config[stage], **section.get(stage, {})}
@@ -85,7 +92,7 @@ def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
     are refused here, before any job runs.
     """
     decode = config["decode"]
-    facts = model_facts(config["model"]["checkpoint"])
+    facts = model_facts(config["model"])
     for key, expected in (("num_frames", facts["num_frames"]), ("size", facts["size"])):
         if decode.get(key) not in (None, expected):
             raise ValueError(
@@ -93,12 +100,20 @@ def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
                 f"{config['model']['checkpoint']}) takes {expected}; leave decode.{key} "
                 "unset to use the model's own"
             )
+    if decode["window"] is not None and decode["sampling"] != "time":
+        raise ValueError(
+            f"decode.window ({decode['window']} s) spreads the frames over time: it needs "
+            "decode.sampling: time"
+        )
+    if decode["window"] is not None and facts["num_frames"] < 2:
+        raise ValueError("decode.window needs a clip of 2 frames or more")
     return {
         "num_frames": facts["num_frames"],
         "frame_stride": decode["frame_stride"],
         "clip_start": decode["clip_start"],
         "size": facts["size"],
         "sampling": decode["sampling"],
+        "window": decode["window"],
     }
 
 
@@ -127,7 +142,7 @@ def shards(ids: list[str], per_job: int) -> list[list[str]]:
 
 def analysed_layers(config: dict[str, Any]) -> list[int]:
     """Model layers the features stage captures (all when unset), checked against the model."""
-    n_layers = model_facts(config["model"]["checkpoint"])["num_layers"]
+    n_layers = model_facts(config["model"])["num_layers"]
     layers = config["features"].get("layers")
     if not layers:
         return list(range(n_layers))
@@ -157,7 +172,7 @@ def resolve_proposals(config: dict[str, Any], method: str | None = None) -> dict
     if method == "slic":
         compactness = tubelets.get("compactness")
         if compactness is None:
-            compactness = model_facts(config["model"]["checkpoint"])["compactness"]
+            compactness = model_facts(config["model"])["compactness"]
         resolved.update(n_segments=tubelets["n_segments"], compactness=compactness)
     else:
         resolved.update(n_crops=tubelets["n_crops"], seed=tubelets["seed"])
@@ -342,6 +357,16 @@ def resolve_straightening(config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in straightening.items() if key != "enabled"}
 
 
+# The detector's settings that belong to the run (its videos and their classes), not a model.
+DETECTOR_RUN_KEYS = ("samples", "column", "natural", "score")
+
+
+def resolve_detector(config: dict[str, Any]) -> dict[str, Any]:
+    """The detector's own settings (``enabled`` and the run's keys apart)."""
+    skip = ("enabled", *DETECTOR_RUN_KEYS)
+    return {key: value for key, value in config["detector"].items() if key not in skip}
+
+
 def resolve_static_dynamic(config: dict[str, Any], layers: list[int]) -> dict[str, Any]:
     """The stage's settings over the analysed ``layers``: its units are the concepts'
     head features (tubelets.head_kind) and the residual stream; removal at the last
@@ -388,7 +413,7 @@ def resolve_sae(config: dict[str, Any], layers: list[int]) -> list[dict[str, Any
         raise ValueError(
             "sae trains on the residual tokens: set features.residual: true, or sae.enabled: false"
         )
-    last = model_facts(config["model"]["checkpoint"])["num_layers"] - 1
+    last = model_facts(config["model"])["num_layers"] - 1
     below = [layer for layer in layers if layer < last]
     chosen = sorted(section["layers"] or (below or layers)[-1:])
     bad = [layer for layer in chosen if layer not in layers]

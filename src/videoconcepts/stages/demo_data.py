@@ -16,10 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos-per-event", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--styles", type=int, required=True, help="stylized copies per video")
+    parser.add_argument(
+        "--manipulated", action="store_true", help="each scene's manipulated variant too"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     table = generate_dataset(
-        args.out, args.videos_per_event, args.seed, styles=args.styles, progress=True
+        args.out,
+        args.videos_per_event,
+        args.seed,
+        styles=args.styles,
+        manipulated=args.manipulated,
+        progress=True,
     )
     print(f"{len(table)} demo videos in {args.out}", file=sys.stderr)

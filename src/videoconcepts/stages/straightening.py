@@ -6,19 +6,25 @@ pixel trajectory is the clip's frames averaged over the same time steps. Per vid
 layer: the mean turning angle (curvature, degrees), the mean step distance, ReStraV's
 21 numbers (token grids of 8 time steps or more), and the curvature of the same
 trajectory with its time steps shuffled (the null: how curved this representation is
-when time order carries nothing).
+when time order carries nothing). With ``random_weights`` the same layers of the model
+with every weight redrawn are measured too: what the architecture alone does to the
+geometry. A sample sheet marking natural and generated videos labels each video for
+the detector.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+import zarr
 from tqdm import tqdm
 
 from videoconcepts.methods.straightening import (
@@ -30,19 +36,23 @@ from videoconcepts.methods.straightening import (
     shuffled_orders,
     steps,
 )
-from videoconcepts.runtime import typed_json
+from videoconcepts.models.base import ModelAdapter
+from videoconcepts.models.random_checkpoints import randomise_weights
+from videoconcepts.plan.samples import detection_labels
+from videoconcepts.runtime import Runtime, typed_json
 from videoconcepts.stores.base import atomic_store, write_array, write_table
 from videoconcepts.stores.decode import open_decoded
 from videoconcepts.stores.features import open_features
 from videoconcepts.stores.straightening import COLUMNS, KIND, PIXELS
 
-HELP = "trajectory curvature per video and layer, against pixels and shuffled time"
+HELP = "trajectory curvature per video and layer, against pixels, random weights and shuffled time"
 
 
 @dataclass(frozen=True)
 class StraighteningSettings:
     permutations: int  # shuffled orders per video for the null
-    seed: int
+    seed: int  # of the null's orders and of the random weights
+    random_weights: bool  # the same layers of the architecture with every weight redrawn
 
 
 Settings = StraighteningSettings
@@ -56,13 +66,44 @@ def video_points(tokens: np.ndarray, frames: np.ndarray) -> list[np.ndarray]:
     return [pixels, *(layer.reshape(n_steps, -1) for layer in tokens.astype(np.float32))]
 
 
+def random_model(store: zarr.Group, seed: int, runtime: Runtime) -> ModelAdapter:
+    """The feature store's model, at its precision, with every weight redrawn (seeded)."""
+    from videoconcepts.models import load_adapter
+
+    captured = store.attrs["settings"]
+    adapter = load_adapter(captured["model"], runtime.device, captured["precision"])
+    randomise_weights(adapter.model, seed)
+    return adapter
+
+
+def residuals(adapter: ModelAdapter, store: zarr.Group, batch_size: int) -> Iterator[np.ndarray]:
+    """Each video's residual tokens (L, T', H', W', D) from ``adapter`` at the feature
+    store's layers, in the store's video order."""
+    decoded = store.attrs["decode_stores"]
+    for start in range(0, len(decoded), batch_size):
+        batch = decoded[start : start + batch_size]
+        frames = torch.from_numpy(np.stack([open_decoded(d)["frames"][...] for d in batch]))
+        residual = adapter.capture(frames, store.attrs["layers"], (), residual=True).residual
+        yield from residual.cpu().numpy()
+
+
 def straightening(
-    features: Sequence[str | Path], settings: StraighteningSettings, out: str | Path
+    features: Sequence[str | Path],
+    settings: StraighteningSettings,
+    out: str | Path,
+    labels: dict[str, tuple[str, str]] | None = None,
+    runtime: Runtime | None = None,
 ) -> pd.DataFrame:
-    """Write the store (distances, angles, ReStraV vectors, per video and layer) and
-    return the per-video table. One video in memory at a time; video ``v`` (in shard
-    order) draws its shuffled orders from the seed and ``v``."""
-    ids, layers, distances, angles, null = [], None, [], [], []
+    """Write the store (distances, angles, ReStraV vectors, per video and trajectory:
+    pixels, each layer, each layer with random weights) and return the per-video table.
+    ``labels`` (video id -> natural or generated, and its cross-validation group) go
+    into both; ``runtime`` runs the
+    random-weights model. Video ``v`` (in shard order) draws its shuffled orders from
+    the seed and ``v``."""
+    if settings.random_weights and runtime is None:
+        raise ValueError("straightening with random_weights needs a runtime to run the model")
+    ids, layers, weights, distances, angles, null = [], [], [], [], [], []
+    control = None
     for path in features:
         store = open_features(path)
         if "residual" not in store:
@@ -70,10 +111,22 @@ def straightening(
                 f"{path}: no residual tokens (features.residual is false); straightening "
                 "needs them (or set straightening.enabled: false)"
             )
-        layers = [PIXELS, *store.attrs["layers"]]
+        model_layers = list(store.attrs["layers"])
+        layers = [PIXELS, *model_layers] + (model_layers if settings.random_weights else [])
+        weights = ["pixels"] + ["trained"] * len(model_layers)
+        weights += ["random"] * len(model_layers) if settings.random_weights else []
         decoded = store.attrs["decode_stores"]
+        if settings.random_weights:
+            control = control or random_model(store, settings.seed, runtime)
+            controls = residuals(control, store, runtime.batch_size)
+        else:
+            controls = itertools.repeat(None)
         for v, decode in enumerate(tqdm(decoded, desc=f"straightening {Path(path).name}")):
-            points = video_points(store["residual"][v], open_decoded(decode)["frames"][...])
+            frames = open_decoded(decode)["frames"][...]
+            points = video_points(store["residual"][v], frames)
+            redrawn = next(controls)
+            if redrawn is not None:
+                points += video_points(redrawn, frames)[1:]
             rng = np.random.default_rng([settings.seed, len(ids) + v])
             orders = shuffled_orders(len(points[0]), settings.permutations, rng)
             d, a = zip(*(steps(p) for p in points), strict=True)
@@ -89,11 +142,15 @@ def straightening(
         if long_enough
         else np.full((*distances.shape[:2], RESTRAV_SIZE), np.nan)
     )
+    video_labels, groups = zip(*((labels or {}).get(i, ("", i)) for i in ids), strict=True)
     with atomic_store(
         out,
         KIND,
         video_ids=ids,
+        labels=list(video_labels),
+        groups=list(groups),
         layers=layers,
+        weights=weights,
         feature_stores=[str(p) for p in features],
         settings=asdict(settings),
         restrav=bool(long_enough),
@@ -104,8 +161,10 @@ def straightening(
     v, li = np.meshgrid(np.arange(len(ids)), np.arange(len(layers)), indexing="ij")
     return pd.DataFrame(
         {
+            "weights": np.asarray(weights)[li.ravel()],
             "layer": np.asarray(layers)[li.ravel()],
             "video": np.asarray(ids)[v.ravel()],
+            "label": np.asarray(video_labels)[v.ravel()],
             "curvature": curvature.ravel(),
             "shuffled_curvature": null.ravel(),
             "distance": distances.mean(axis=-1).ravel(),
@@ -117,11 +176,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the straightening store (.zarr)")
     parser.add_argument("--table", required=True, help="per video and layer (.tsv)")
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
+    parser.add_argument(
+        "--labels", default=None, help="sample sheet marking natural and generated videos"
+    )
+    parser.add_argument("--column", default="label", help="the sheet's column of classes")
+    parser.add_argument("--natural", default="natural", help="the natural videos' class")
+    Runtime.add_arguments(parser, precision=False)
     parser.add_argument("features", nargs="+", help="the model's feature stores")
 
 
 def run(args: argparse.Namespace) -> None:
-    table = straightening(args.features, args.settings, args.out)
+    labels = detection_labels(args.labels, args.column, args.natural) if args.labels else None
+    table = straightening(args.features, args.settings, args.out, labels, Runtime.from_args(args))
     write_table(table, args.table, "%.6g")
-    summary = table.groupby("layer")[["curvature", "shuffled_curvature", "distance"]].mean()
+    columns = ["curvature", "shuffled_curvature", "distance"]
+    summary = table.groupby(["weights", "layer", "label"])[columns].mean()
     print(summary.to_string(), file=sys.stderr)

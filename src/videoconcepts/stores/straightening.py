@@ -12,7 +12,15 @@ from videoconcepts.stores.base import open_store
 KIND = "straightening"
 # The pixel trajectory's entry in the layer axis and the table's ``layer`` column.
 PIXELS = -1
-COLUMNS = ("layer", "video", "curvature", "shuffled_curvature", "distance")
+COLUMNS = (
+    "weights",  # pixels, trained or random
+    "layer",
+    "video",
+    "label",  # natural, generated, or empty where no sheet marks the video
+    "curvature",
+    "shuffled_curvature",
+    "distance",
+)
 
 
 def open_straightening(path: str | Path) -> zarr.Group:
