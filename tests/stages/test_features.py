@@ -29,7 +29,7 @@ def decoded(video_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("decoded")
     stores = []
     for i, start in enumerate(["start", "center", 20]):
-        settings = DecodeSettings(4, 3, start, 32, "index")
+        settings = DecodeSettings(4, 3, start, 32, "index", None)
         stores.append(root / f"v{i}.zarr")
         write_decode_store(video_dir / "wide.mp4", stores[-1], f"v{i}", settings)
     (root / "bad.mp4").write_text("not a video")
