@@ -40,7 +40,7 @@ def main() -> None:
     ours = load_adapter(args.checkpoint, "auto", args.precision)
     plain = load_adapter(args.checkpoint, "auto", "float32")
     n_frames, size = ours.num_frames, ours.image_size
-    decode = DecodeSettings(n_frames, 2, "center", size, "index")
+    decode = DecodeSettings(n_frames, 2, "center", size, "index", None)
     index = sample_indices(32, decode)
     settings = StaticDynamicSettings(
         layers=list(range(ours.num_layers)), head_kind="keys", pairs=args.pairs,
