@@ -84,7 +84,7 @@ def main() -> None:
             shard = root / model / "features.zarr"
             write_feature_store(decoded, shard, features, runtime)
             store = root / model / "straightening.zarr"
-            straightening([shard], StraighteningSettings(5, 0, True), store, labels, runtime)
+            straightening(model, [shard], StraighteningSettings(5, 0, True), store, labels, runtime)
             cv, scores, _ = detector(model, str(store), settings)
             true = cv[cv["labels"] == "true"]
             auroc = true.pivot_table(

@@ -40,7 +40,7 @@ def measured(tmp_path_factory):
     labels = detection_labels(sheet, "label", "natural")
     out = root / "straightening.zarr"
     steps = straightening(
-        shards, StraighteningSettings(5, 0, random_weights=True), out, labels, cpu(6)
+        "demo", shards, StraighteningSettings(5, 0, random_weights=True), out, labels, cpu(6)
     )
     return root, sheet, table, steps, str(out)
 

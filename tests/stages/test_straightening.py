@@ -46,6 +46,7 @@ def features(tmp_path_factory) -> list:
 
 def test_a_straight_layer_and_even_frames_have_no_curvature_and_noise_has_much(features, tmp_path):
     table = straightening(
+        "demo",
         features,
         StraighteningSettings(permutations=20, seed=0, random_weights=False),
         tmp_path / "s.zarr",
@@ -74,6 +75,8 @@ def test_the_command_writes_the_table_and_the_same_seed_the_same_null(features, 
         main(
             [
                 "straightening",
+                "--name",
+                "demo",
                 "--out",
                 str(tmp_path / f"{run}.zarr"),
                 "--table",
@@ -93,6 +96,7 @@ def test_features_without_residual_tokens_are_refused_by_name(tmp_path):
         write_array(group, "keys", np.zeros((1, 1, 2, 8, 2, 2, 4), np.float32))
     with pytest.raises(ValueError, match="keys-only.zarr: no residual tokens"):
         straightening(
+            "demo",
             [path],
             StraighteningSettings(permutations=2, seed=0, random_weights=False),
             tmp_path / "s.zarr",

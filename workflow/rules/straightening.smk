@@ -34,6 +34,7 @@ rule straightening:
         ],
         device=lambda wc: model_of("straightening")(wc).config["features"]["device"],
     params:
+        name=lambda wc: model_of("straightening")(wc).name,
         settings=lambda wc: json.dumps(model_of("straightening")(wc).straightening),
         labels=lambda wc, input: (
             f"--labels '{input.labels[0]}' --column '{DETECTION_CLASSES[0]}'"
@@ -42,7 +43,8 @@ rule straightening:
             else ""
         ),
     shell:
-        "videoconcepts straightening --out {output.store:q} --table {output.table:q}"
+        "videoconcepts straightening --name {params.name} --out {output.store:q}"
+        " --table {output.table:q}"
         " --settings {params.settings:q} {params.labels} --threads {threads}"
         " --batch-size {resources.batch_size} --device {resources.device}"
         " {input.features:q} > {log:q} 2>&1"

@@ -88,6 +88,7 @@ def residuals(adapter: ModelAdapter, store: zarr.Group, batch_size: int) -> Iter
 
 
 def straightening(
+    name: str,
     features: Sequence[str | Path],
     settings: StraighteningSettings,
     out: str | Path,
@@ -161,6 +162,7 @@ def straightening(
     v, li = np.meshgrid(np.arange(len(ids)), np.arange(len(layers)), indexing="ij")
     return pd.DataFrame(
         {
+            "model": name,
             "weights": np.asarray(weights)[li.ravel()],
             "layer": np.asarray(layers)[li.ravel()],
             "video": np.asarray(ids)[v.ravel()],
@@ -173,6 +175,7 @@ def straightening(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help="the model's name in the run")
     parser.add_argument("--out", required=True, help="the straightening store (.zarr)")
     parser.add_argument("--table", required=True, help="per video and layer (.tsv)")
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
@@ -187,7 +190,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     labels = detection_labels(args.labels, args.column, args.natural) if args.labels else None
-    table = straightening(args.features, args.settings, args.out, labels, Runtime.from_args(args))
+    runtime = Runtime.from_args(args)
+    table = straightening(args.name, args.features, args.settings, args.out, labels, runtime)
     write_table(table, args.table, "%.6g")
     columns = ["curvature", "shuffled_curvature", "distance"]
     summary = table.groupby(["weights", "layer", "label"])[columns].mean()

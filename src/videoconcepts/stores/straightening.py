@@ -13,6 +13,7 @@ KIND = "straightening"
 # The pixel trajectory's entry in the layer axis and the table's ``layer`` column.
 PIXELS = -1
 COLUMNS = (
+    "model",  # the model's name in the run
     "weights",  # pixels, trained or random
     "layer",
     "video",
