@@ -55,7 +55,7 @@ def per_layer(context: Context) -> pd.DataFrame:
 
 
 def curve_figure(stats: pd.DataFrame, path: Path) -> str:
-    fig, ax = axes(7, 4)
+    fig, ax = axes(9.5, 4)
     for (name, model), colour in zip(
         stats.groupby("model", sort=False), cycle(OKABE_ITO), strict=False
     ):
@@ -88,7 +88,7 @@ def curve_figure(stats: pd.DataFrame, path: Path) -> str:
         ylabel="mean curvature (degrees)",
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save(fig, path)
 
 
@@ -321,7 +321,7 @@ time steps). Curvature is the mean angle between consecutive steps (0 = a straig
 expects it to fall with depth for natural video. The same trajectories with their time
 steps shuffled give the null: a representation whose time order carried nothing sits on
 its dashed line; the dotted lines are the same layers with random weights, what the
-architecture alone does. This greedy estimate is biased upward by noise in the
+architecture alone does (models of one architecture share that line). This greedy estimate is biased upward by noise in the
 representation, so read curvatures against the null, random weights and pixels, not as
 absolute values. Natural (and unlabelled) videos only.</p>
 <img src="{figure}" alt="curvature with depth, every model">
