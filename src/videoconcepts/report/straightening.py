@@ -321,9 +321,10 @@ time steps). Curvature is the mean angle between consecutive steps (0 = a straig
 expects it to fall with depth for natural video. The same trajectories with their time
 steps shuffled give the null: a representation whose time order carried nothing sits on
 its dashed line; the dotted lines are the same layers with random weights, what the
-architecture alone does (models of one architecture share that line). This greedy estimate is biased upward by noise in the
-representation, so read curvatures against the null, random weights and pixels, not as
-absolute values. Natural (and unlabelled) videos only.</p>
+architecture alone does (models of one architecture share that line). This greedy
+estimate is biased upward by noise in the representation, so read curvatures against
+the null, random weights and pixels, not as absolute values. Natural (and unlabelled)
+videos only.</p>
 <img src="{figure}" alt="curvature with depth, every model">
 {table(shown)}
 {detector_section(context)}
