@@ -120,6 +120,13 @@ def test_a_users_detection_sheet_adds_its_videos_to_straightening_only(finished_
     write_config(tmp_path, models={"demo": {"checkpoint": "demo", "detector": {"samples": "x"}}})
     result = run_snakemake(tmp_path, "-n", check=False)
     assert "models.demo.detector sets samples" in messages(result)
+    # the demo's 6 scene pairs cannot fill 7 folds; a missing scoring source is named
+    write_config(tmp_path, detector={"score": str(tmp_path / "nowhere")})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert "bad detector.score" in messages(result) and "nowhere" in messages(result)
+    write_config(tmp_path, detector={"folds": 7})
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert "detector.folds is 7 but the detection sheet has 6 videos" in messages(result)
 
 
 def test_static_dynamic_scores_every_concept_and_the_report_shows_it(finished_run):

@@ -120,7 +120,7 @@ REPORT_SETTINGS = resolve_report(config)
 
 def _load_detection() -> tuple[pd.DataFrame | None, str | None]:
     """The videos straightening and the detector measure beside the run's own, marked
-    natural or generated (columns id, path, label), and the sheet that marks them: the
+    natural or generated (columns id, path, label, group), and the sheet that marks them: the
     demo's natural and manipulated scenes, or detector.samples; (None, None) without."""
     section = config["detector"]
     if DEMO:
@@ -133,6 +133,7 @@ def _load_detection() -> tuple[pd.DataFrame | None, str | None]:
                 "path": [f"{DEMO_DIR}/videos/{i}.mp4" for i in ids]
                 + [f"{DEMO_DIR}/{manipulated_path(i)}" for i in ids],
                 "label": [NATURAL] * len(ids) + [GENERATED] * len(ids),
+                "group": ids + ids,
             }
         )
         return table, f"{DEMO_DIR}/detection.tsv"
@@ -150,7 +151,7 @@ def _load_detection() -> tuple[pd.DataFrame | None, str | None]:
             f"detector.samples ({section['samples']}) gives other files than the run's "
             f"samples for the ids {', '.join(moved[:10])}: one id, one video"
         )
-    return table[["id", "path", "label"]], section["samples"]
+    return table[["id", "path", "label", "group"]], section["samples"]
 
 
 DETECTION, DETECTION_SHEET = _load_detection()
@@ -270,6 +271,15 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
         m.straightening_on and view["detector"]["enabled"] and DETECTION is not None
     )
     m.detector = resolve_detector(view)
+    if m.detector_on:  # a fold needs videos of both classes and whole groups
+        smallest = DETECTION["label"].value_counts().min()
+        groups = DETECTION["group"].nunique()
+        if min(smallest, groups) < m.detector["folds"]:
+            raise ValueError(
+                f"detector.folds is {m.detector['folds']} but the detection sheet has "
+                f"{smallest} videos in its smaller class and {groups} groups; lower "
+                "detector.folds or add videos"
+            )
     m.detector_tag = f"{m.straightening_tag}-{settings_hash(m.detector)}"
     # Static/dynamic runs the model on its own restyled and shuffled clips: named by the
     # concepts it scores, the targets it removes units against, and its own settings.
