@@ -341,19 +341,12 @@ def card(context: Context) -> str:
             f"<li>{name}: pixels {pixels['curvature']:.1f}&deg;, last layer "
             f"{last['curvature']:.1f}&deg; (time shuffled {last['shuffled']:.1f}&deg;)</li>"
         )
-    folds, _ = detector_tables(context)
+    folds, scores = detector_tables(context)
     if not folds.empty:
-        for model, (weights, layer, classifier) in fitted_layers(folds).items():
-            rows = folds[
-                (folds["model"] == model)
-                & (folds["labels"] == "true")
-                & (folds["weights"] == weights)
-                & (folds["layer"] == layer)
-                & (folds["classifier"] == classifier)
-            ]
+        for row in summary(folds, scores, None).to_dict("records"):
             lines.append(
-                f"<li>{model}: detector ({classifier}, layer {layer}) AUROC "
-                f"{rows['auroc'].mean():.2f}</li>"
+                f"<li>{row['model']}: detector ({row['detector']}) AUROC {row['AUROC']}, "
+                f"pixels {row['pixels']}, random weights {row['random weights, same layer']}</li>"
             )
     src = f"{analysis_folder(ANALYSIS.name)}/figures/straightening.png"
     return f"<ul class='note'>{''.join(lines)}</ul><img src='{src}' alt='curvature with depth'>"
