@@ -377,10 +377,11 @@ def test_example_configs_plan_a_full_run(example, tmp_path, video_dir):
     rows = [f"{video_dir / 'wide.mp4'}\tv{i}\t{label}" for i, label in enumerate(labels[:2])]
     (tmp_path / "samples.tsv").write_text("path\tid\tlabel\n" + "\n".join(rows) + "\n")
     settings["samples"] = str(tmp_path / "samples.tsv")
-    if "detector" in settings:  # a detection sheet: one natural video, one generated
+    if "detector" in settings:  # a detection sheet: two natural videos, two generated
         detector = settings["detector"]
-        rows = [f"{video_dir / 'wide.mp4'}\tv0\t{detector['natural']}"]
-        rows.append(f"{video_dir / 'short.mp4'}\tfake\tgenerated")
+        rows = [f"{video_dir / 'wide.mp4'}\tv{i}\t{detector['natural']}" for i in range(2)]
+        rows += [f"{video_dir / 'short.mp4'}\tfake{i}\tgenerated" for i in range(2)]
+        detector["folds"] = 2
         (tmp_path / "detection.tsv").write_text(
             f"path\tid\t{detector['column']}\n" + "\n".join(rows) + "\n"
         )
