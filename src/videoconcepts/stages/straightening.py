@@ -15,7 +15,6 @@ the detector.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -76,15 +75,22 @@ def random_model(store: zarr.Group, seed: int, runtime: Runtime) -> ModelAdapter
     return adapter
 
 
-def residuals(adapter: ModelAdapter, store: zarr.Group, batch_size: int) -> Iterator[np.ndarray]:
-    """Each video's residual tokens (L, T', H', W', D) from ``adapter`` at the feature
-    store's layers, in the store's video order."""
+def clips(
+    store: zarr.Group, batch_size: int, control: ModelAdapter | None
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Each video's frames (T, H, W, 3), in the feature store's order, read once, with
+    its residual tokens (L, T', H', W', D) from ``control`` at the store's layers (None
+    without one), run a batch at a time."""
     decoded = store.attrs["decode_stores"]
     for start in range(0, len(decoded), batch_size):
-        batch = decoded[start : start + batch_size]
-        frames = torch.from_numpy(np.stack([open_decoded(d)["frames"][...] for d in batch]))
-        residual = adapter.capture(frames, store.attrs["layers"], (), residual=True).residual
-        yield from residual.cpu().numpy()
+        frames = np.stack(
+            [open_decoded(d)["frames"][...] for d in decoded[start : start + batch_size]]
+        )
+        if control is None:
+            yield from ((clip, None) for clip in frames)
+            continue
+        tokens = control.capture(torch.from_numpy(frames), store.attrs["layers"], (), residual=True)
+        yield from zip(frames, tokens.residual.cpu().numpy(), strict=True)
 
 
 def straightening(
@@ -98,9 +104,8 @@ def straightening(
     """Write the store (distances, angles, ReStraV vectors, per video and trajectory:
     pixels, each layer, each layer with random weights) and return the per-video table.
     ``labels`` (video id -> natural or generated, and its cross-validation group) go
-    into both; ``runtime`` runs the
-    random-weights model. Video ``v`` (in shard order) draws its shuffled orders from
-    the seed and ``v``."""
+    into both; ``runtime`` runs the random-weights model. Video ``v`` (in shard order)
+    draws its shuffled orders from the seed and ``v``."""
     if settings.random_weights and runtime is None:
         raise ValueError("straightening with random_weights needs a runtime to run the model")
     ids, layers, weights, distances, angles, null = [], [], [], [], [], []
@@ -116,16 +121,13 @@ def straightening(
         layers = [PIXELS, *model_layers] + (model_layers if settings.random_weights else [])
         weights = ["pixels"] + ["trained"] * len(model_layers)
         weights += ["random"] * len(model_layers) if settings.random_weights else []
-        decoded = store.attrs["decode_stores"]
         if settings.random_weights:
             control = control or random_model(store, settings.seed, runtime)
-            controls = residuals(control, store, runtime.batch_size)
-        else:
-            controls = itertools.repeat(None)
-        for v, decode in enumerate(tqdm(decoded, desc=f"straightening {Path(path).name}")):
-            frames = open_decoded(decode)["frames"][...]
+        videos = clips(store, runtime.batch_size if control else 1, control)
+        total = len(store.attrs["decode_stores"])
+        progress = tqdm(videos, total=total, desc=f"straightening {Path(path).name}")
+        for v, (frames, redrawn) in enumerate(progress):
             points = video_points(store["residual"][v], frames)
-            redrawn = next(controls)
             if redrawn is not None:
                 points += video_points(redrawn, frames)[1:]
             rng = np.random.default_rng([settings.seed, len(ids) + v])
