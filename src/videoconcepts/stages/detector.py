@@ -3,10 +3,10 @@
 Reads one model's straightening store: ReStraV's 21 numbers per video and trajectory
 (pixels, each layer, each layer with random weights) and each video's class from the
 detection sheet. For every trajectory, and for each weights' layers side by side
-(``all``), both classifiers are cross-validated (stratified k-fold); the configured
-classifier on the chosen layer is cross-validated again with the labels shuffled (the
-null, about 0.5), then fitted on every labelled video and saved for ``videoconcepts
-detect``.
+(``all``), both classifiers are cross-validated (stratified k-fold, each group of
+videos in one fold); the configured classifier on the chosen layer is cross-validated
+again with the labels shuffled (the null, about 0.5), then fitted on every labelled
+video and saved for ``videoconcepts detect``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import sklearn
+import zarr
 from tqdm import tqdm
 
 from videoconcepts.methods.detection import CLASSIFIERS, cross_validate, make_classifier
@@ -58,10 +59,9 @@ class DetectorSettings:
 Settings = DetectorSettings
 
 
-def feature_sets(path: str) -> list[tuple[str, str, np.ndarray]]:
-    """(weights, layer, ReStraV vectors (V, features)) of every trajectory of a
-    straightening store, then each weights' layers side by side."""
-    store = open_straightening(path)
+def feature_sets(store: zarr.Group, path: str) -> list[tuple[str, str, np.ndarray]]:
+    """(weights, layer, ReStraV vectors (V, features)) of every trajectory of the
+    straightening store at ``path``, then each weights' layers side by side."""
     if not store.attrs["restrav"]:
         raise ValueError(
             f"{path}: the token grid has fewer than 8 time steps, too few for "
@@ -96,7 +96,7 @@ def detector(
     generated = labels[labelled] == GENERATED
     videos = np.asarray(store.attrs["video_ids"])[labelled]
     groups = np.asarray(store.attrs["groups"])[labelled]
-    sets = feature_sets(straightening_path)
+    sets = feature_sets(store, straightening_path)
     rows, scores = [], []
 
     def evaluate(weights: str, layer: str, x: np.ndarray, kind: str, y, shuffled: bool):
