@@ -21,6 +21,7 @@ from videoconcepts.methods.decoding import DecodeSettings, decode_clip, resolve_
 from videoconcepts.methods.straightening import frame_bins, restrav_vector, steps
 from videoconcepts.plan.samples import load_samples
 from videoconcepts.runtime import Runtime
+from videoconcepts.stages.straightening import video_points
 from videoconcepts.stores.base import write_table
 from videoconcepts.stores.detector import load_detector
 from videoconcepts.stores.straightening import PIXELS
@@ -46,10 +47,10 @@ def detect(
         frames = decode_clip(path, settings, decoder).frames
         if adapter is None:
             points = frame_bins(frames[None], fitted["time_steps"])[0]
-        else:
+        else:  # the layer's trajectory as straightening builds it
             clip = torch.from_numpy(frames[None])
-            tokens = adapter.capture(clip, [fitted["layer"]], (), residual=True).residual[0, 0]
-            points = tokens.cpu().numpy().reshape(tokens.shape[0], -1)
+            tokens = adapter.capture(clip, [fitted["layer"]], (), residual=True).residual[0]
+            points = video_points(tokens.cpu().numpy(), frames)[1]
         distances, angles = steps(points)
         vectors.append(restrav_vector(distances, angles))
     scores = fitted["pipeline"].predict_proba(np.stack(vectors))[:, 1]
