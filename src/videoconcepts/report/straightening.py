@@ -118,6 +118,22 @@ def fitted_layers(folds: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
     }
 
 
+def configuration(
+    frame: pd.DataFrame, model: str, weights: str, layer: str, classifier: str
+) -> pd.DataFrame:
+    """The rows of one model's detector on one trajectory with one classifier."""
+    return frame[
+        (frame["model"] == model)
+        & (frame["weights"] == weights)
+        & (frame["layer"] == layer)
+        & (frame["classifier"] == classifier)
+    ]
+
+
+def layer_name(layer: str) -> str:
+    return "pixels" if layer == str(PIXELS) else f"layer {layer}"
+
+
 def layer_order(layers: pd.Series) -> list[str]:
     """Pixels, then the layers by depth, then ``all``."""
     numbers = sorted({int(layer) for layer in layers if layer != "all"})
@@ -180,23 +196,18 @@ def roc_figure(scores: pd.DataFrame, fitted: dict, path: Path) -> str:
         if weights == "trained":
             shown.append(("random", layer, ":"))
         for w, lay, style in shown:
-            rows = scores[
-                (scores["model"] == model)
-                & (scores["weights"] == w)
-                & (scores["layer"] == lay)
-                & (scores["classifier"] == classifier)
-            ]
+            rows = configuration(scores, model, w, lay, classifier)
             if rows.empty:
                 continue
             truth = rows["label"] == "generated"
             fpr, tpr, _ = roc_curve(truth, rows["score"])
-            name = "pixels" if lay == str(PIXELS) else f"layer {lay}"
+            auc = roc_auc_score(truth, rows["score"])
             ax.plot(
                 fpr,
                 tpr,
                 color=colour,
                 linestyle=style,
-                label=f"{model}, {name} {w} (AUROC {roc_auc_score(truth, rows['score']):.2f})",
+                label=f"{model}, {layer_name(lay)} {w} (AUROC {auc:.2f})",
             )
     pixels = scores[(scores["weights"] == "pixels")]
     if not pixels.empty:
@@ -223,12 +234,7 @@ def summary(folds: pd.DataFrame, scores: pd.DataFrame, defects: pd.Series | None
     true = folds[folds["labels"] == "true"]
 
     def auroc(model: str, weights: str, layer: str, classifier: str) -> str:
-        rows = true[
-            (true["model"] == model)
-            & (true["weights"] == weights)
-            & (true["layer"] == layer)
-            & (true["classifier"] == classifier)
-        ]["auroc"]
+        rows = configuration(true, model, weights, layer, classifier)["auroc"]
         return f"{rows.mean():.2f} ± {rows.sem():.2f}" if len(rows) else ""
 
     rows = []
@@ -236,19 +242,14 @@ def summary(folds: pd.DataFrame, scores: pd.DataFrame, defects: pd.Series | None
         null = folds[(folds["model"] == model) & (folds["labels"] == "shuffled")]["auroc"]
         row = {
             "model": model,
-            "detector": f"{classifier}, {'pixels' if layer == str(PIXELS) else 'layer ' + layer}",
+            "detector": f"{classifier}, {layer_name(layer)}",
             "AUROC": auroc(model, weights, layer, classifier),
             "random weights, same layer": auroc(model, "random", layer, classifier),
             "pixels": auroc(model, "pixels", str(PIXELS), classifier),
             "labels shuffled": f"{null.mean():.2f} ± {null.sem():.2f}",
         }
         if defects is not None:
-            mine = scores[
-                (scores["model"] == model)
-                & (scores["weights"] == weights)
-                & (scores["layer"] == layer)
-                & (scores["classifier"] == classifier)
-            ]
+            mine = configuration(scores, model, weights, layer, classifier)
             kind = mine["video"].map(defects).fillna("")
             natural = mine[mine["label"] == "natural"]["score"]
             for defect in sorted(set(kind) - {""}):
