@@ -144,8 +144,9 @@ def _load_detection() -> tuple[pd.DataFrame | None, str | None]:
         table = load_detection(section["samples"], column, natural)
     except SampleSheetError as err:
         raise WorkflowError(f"bad detector.samples: {err}") from None
-    known = SAMPLES.loc[SAMPLES.index.intersection(table["id"]), "path"]
-    moved = [i for i in known.index if known[i] != table.set_index("id").loc[i, "path"]]
+    paths = table.set_index("id")["path"]
+    known = SAMPLES.loc[SAMPLES.index.intersection(paths.index), "path"]
+    moved = [i for i in known.index if known[i] != paths[i]]
     if moved:
         raise WorkflowError(
             f"detector.samples ({section['samples']}) gives other files than the run's "
@@ -167,6 +168,15 @@ DETECTION_CLASSES = (
     ("label", "natural")
     if DEMO
     else (config["detector"]["column"], config["detector"]["natural"])
+)
+# What the detection sheet adds to straightening's folder name: its videos and classes.
+DETECTION_NAMING = (
+    {
+        "videos": dict(zip(DETECTION["id"], DETECTION["label"], strict=True)),
+        "classes": DETECTION_CLASSES,
+    }
+    if DETECTION is not None
+    else None
 )
 
 
@@ -251,22 +261,12 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     # own settings. The detector by the straightening it reads and its own settings.
     m.straightening_on = view["straightening"]["enabled"]
     m.straightening = resolve_straightening(view)
-    detection = (
-        {
-            "videos": dict(zip(DETECTION["id"], DETECTION["label"])),
-            "classes": DETECTION_CLASSES,
-        }
-        if DETECTION is not None
-        else None
-    )
     m.extra_shards = (
         shards(list(EXTRA.index), m.features["videos_per_job"])
         if m.straightening_on and len(EXTRA)
         else []
     )
-    m.straightening_tag = (
-        f"{m.features_tag}-{settings_hash({**m.straightening, 'detection': detection})}"
-    )
+    m.straightening_tag = f"{m.features_tag}-{settings_hash({**m.straightening, 'detection': DETECTION_NAMING})}"
     m.detector_on = (
         m.straightening_on and view["detector"]["enabled"] and DETECTION is not None
     )
@@ -532,7 +532,7 @@ def straightening_features(m) -> list[str]:
 
 
 def straightening_decoded(m) -> list[str]:
-    return decode_stores(m) + [decode_store(m, video) for video in EXTRA.index]
+    return [decode_store(m, video) for video in VIDEOS.index]
 
 
 def detector_outputs(m) -> dict[str, str]:
