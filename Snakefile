@@ -29,6 +29,7 @@ include: "workflow/rules/heads.smk"
 include: "workflow/rules/rosetta.smk"
 include: "workflow/rules/straightening.smk"
 include: "workflow/rules/static_dynamic.smk"
+include: "workflow/rules/connectome.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/report.smk"
 
@@ -46,6 +47,7 @@ rule all:
                 list(straightening_outputs(m).values()),
                 list(detector_outputs(m).values()),
                 list(static_dynamic_outputs(m).values()),
+                list(connectome_outputs(m).values()),
                 list(sae_outputs(m).values()),
             ]
             for m in MODELS.values()

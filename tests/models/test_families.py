@@ -27,6 +27,7 @@ from videoconcepts.models.masking import TokenMasker
 from videoconcepts.models.random_checkpoints import CLASSES, model_options, save_random
 from videoconcepts.plan.checkpoints import MissingCheckpointError
 from videoconcepts.plan.families import FAMILIES, resolve_model
+from videoconcepts.stages.connectome import concept_objective, lower_gradients, score_objective
 from videoconcepts.stores.features import open_features
 
 
@@ -328,6 +329,7 @@ def family_workdir(family: str, root: Path) -> Path:
         # a continuous metric: 8 masks rarely flip a random classifier's top class
         cris={"num_masks": 8, "shards": 1},
         masking={"masks_per_batch": 4, "metric": metric},
+        connectome={"enabled": False},  # one analysed layer, and the run stops before it
     )
     return workdir
 
@@ -386,12 +388,12 @@ def test_example_configs_plan_a_full_run(example, tmp_path, video_dir):
             f"path\tid\t{detector['column']}\n" + "\n".join(rows) + "\n"
         )
         detector["samples"] = str(tmp_path / "detection.tsv")
-    settings.setdefault("features", {})["layers"] = [1]  # the tiny model has two
+    settings.setdefault("features", {})["layers"] = [0, 1]  # the tiny model has two
     if settings.get("masking", {}).get("target") not in (None, "auto", "label"):
         settings["masking"]["target"] = CLASSES[0]  # a class the tiny model has
     write_config(tmp_path, **settings)
     plan = planned(tmp_path)
-    assert {"features", "tubelets", "concepts", "cris", "report"} <= plan.keys()
+    assert {"features", "tubelets", "concepts", "cris", "connectome", "report"} <= plan.keys()
     # one shard per model, and one of the detection sheet's other videos
     assert plan["features"] == len(settings["models"]) * (1 + ("detector" in settings))
     assert plan.get("rosetta", 0) == (len(settings["models"]) > 1)
@@ -548,3 +550,49 @@ def test_a_frame_by_frame_model_scores_the_straightness_of_its_cls_path(tmp_path
         adapter_for(path, size=30)
     with pytest.raises(ValueError, match="model.frames only applies to frame-by-frame"):
         adapter_for(save_random("vivit", tmp_path / "vivit"), frames=8)
+
+
+def shifted_stream(adapter, layer: int, shift: torch.Tensor):
+    """A hook adding ``shift`` to every token of the residual stream after ``layer``."""
+
+    def hook(_module, _inputs, output):
+        if isinstance(output, tuple):
+            return (output[0] + shift, *output[1:])
+        return output + shift
+
+    return adapter.block(layer).register_forward_hook(hook)
+
+
+def test_connectome_gradients_are_the_derivative_along_a_shift_of_the_stream(family_adapter):
+    """ITCAV's and TCAV's gradients (summed over a clip's tokens) against central
+    differences of the objective when every token of the stream moves along one
+    direction; at the last block too, which a CLS readout sees through its CLS alone."""
+    family, adapter = family_adapter
+    frames = clips(adapter, 2).numpy()
+    g = torch.Generator().manual_seed(2)
+    direction = torch.randn(adapter.hidden_size, generator=g)
+    metric = "logit" if FAMILIES[family].has_classes else FAMILIES[family].default_metric
+    masks = (torch.rand(2, adapter.grid.size, generator=g) < 0.5).float()
+    masks[:, 0] = 1
+    centres = torch.randn(2, adapter.hidden_size, generator=g)
+    cases = [
+        (0, concept_objective(adapter, 1, masks, centres)),
+        (adapter.num_layers - 1, score_objective(adapter, metric, torch.zeros(2, dtype=int))),
+    ]
+    for lower, objective in cases:
+        grads = lower_gradients(adapter, frames, lower, objective, 2)
+        eps = 1e-2
+        for k in range(2):
+            values = []
+            for sign in (1, -1):
+                handle = shifted_stream(adapter, lower, sign * eps * direction)
+                try:
+                    with torch.no_grad():
+                        pixels = adapter.preprocess(torch.from_numpy(frames[k : k + 1]))
+                        values.append(float(objective(pixels, torch.tensor([k]))))
+                finally:
+                    handle.remove()
+            numeric = (values[0] - values[1]) / (2 * eps)
+            analytic = float(grads[k] @ direction.numpy())
+            assert analytic != 0, (family, lower)
+            assert analytic == pytest.approx(numeric, rel=0.05, abs=1e-4), (family, lower)

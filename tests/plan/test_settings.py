@@ -1,14 +1,16 @@
 import glob
 
 import pytest
-from helpers import defaults
+from helpers import defaults, model_view, tiny_config
 
 from videoconcepts.plan.settings import (
     BY_MODEL,
+    PAPER_PRUNING,
     analysed_layers,
     for_model,
     job_gpus,
     resolve_concepts,
+    resolve_connectome,
     resolve_cris,
     resolve_curves,
     resolve_decode,
@@ -226,3 +228,25 @@ def test_sae_trains_every_layer_k_and_lambda_and_plain_always_below_the_last_blo
     config["features"]["residual"] = False
     with pytest.raises(ValueError, match="features.residual: true"):
         resolve_sae(config, [1, 3])
+
+
+def test_connectome_layers_pruning_and_random_sets_by_model():
+    view = model_view(tiny_config(features={"layers": None}))
+    resolved = resolve_connectome(view, [0, 1, 2, 3])
+    assert resolved["layers"] == [1, 2, 3]  # layer 0's tokens are little more than patches
+    assert resolved["pruning"]["A"] == -111 and resolved["random_sets"] == 10
+    assert resolve_connectome(view, list(range(12)))["layers"] == [1, 4, 8, 11]
+    assert resolve_connectome(view, [0, 1])["layers"] == [0, 1]
+    with pytest.raises(ValueError, match="two analysed layers or more"):
+        resolve_connectome(view, [3])
+    view["connectome"]["layers"] = [1, 2]
+    with pytest.raises(ValueError, match=r"connectome.layers \[2\] are not analysed layers"):
+        resolve_connectome(view, [1, 3])
+    view["connectome"]["layers"] = None
+    view["features"]["residual"] = False
+    with pytest.raises(ValueError, match="features.residual: true, or connectome.enabled"):
+        resolve_connectome(view, [1, 3])
+    hub = model_view(tiny_config(models={"m": {"checkpoint": "demo", "family": "videomae"}}))
+    hub["model"]["checkpoint"] = "MCG-NJU/videomae-base"  # not a demo model: the paper's
+    hub["connectome"]["compactness"] = 0.2  # (the family's would read the hub config)
+    assert resolve_connectome(hub, [1, 3])["pruning"] == PAPER_PRUNING

@@ -28,7 +28,7 @@ TUBELETS_ON = {"tubelets": 4, **CONCEPTS_ON}  # (2 methods) x (2 shards)
 SAE_ON = {"sae": 2, "sae_metrics": 1}  # lambda 0 and 1, and their measures
 STRAIGHTENING_ON = {"straightening": 1, "detector": 1}
 # the run's 6 videos in 2 shards, their 6 manipulated variants in 2 more (straightening's)
-FEATURES_ON = {"features": 4, **STRAIGHTENING_ON, **SAE_ON, **TUBELETS_ON}
+FEATURES_ON = {"features": 4, **STRAIGHTENING_ON, **SAE_ON, **TUBELETS_ON, "connectome": 1}
 DECODE_ON = {"decode": 12, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
 CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
 REPORT_ON = {"report": 1, "all": 1}
@@ -72,6 +72,7 @@ SETTING_CHANGES = {
             "heads": 1,
             "static_dynamic": 1,
             "sae_metrics": 1,
+            "connectome": 1,
         },
     ),
     # the masking mode does not change what a video's target or unmasked score is, nor
@@ -99,6 +100,8 @@ SETTING_CHANGES = {
     "sae_training": ({"sae": {"epochs": 3}}, {**SAE_ON, **REPORT_ON}),
     "sae_measures": ({"sae": {"random_repeats": 3}}, {"sae_metrics": 1, **REPORT_ON}),
     "sae_off": ({"sae": {"enabled": False}}, REPORT_ON),
+    "connectome": ({"connectome": {"alpha": 0.01}}, {"connectome": 1, **REPORT_ON}),
+    "connectome_off": ({"connectome": {"enabled": False}}, REPORT_ON),
     # runtime options do not change results: nothing reruns
     "runtime_options": (
         {
@@ -159,7 +162,13 @@ METHOD_EDITS = {
     "methods/proposals.py": TUBELETS_ON,  # both tubelet methods use it
     "methods/cnmf.py": CONCEPTS_ON,
     "methods/tokens.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},
-    "methods/objectives.py": {"targets": 1, "static_dynamic": 1, "sae_metrics": 1, **MASKING_ON},
+    "methods/objectives.py": {
+        "targets": 1,
+        "static_dynamic": 1,
+        "sae_metrics": 1,
+        "connectome": 1,
+        **MASKING_ON,
+    },  # fmt: skip
     "methods/cris.py": {**CRIS_ON, "heads": 1},  # head importance is CRIS over heads
     "methods/ranking.py": {"cris_gather": 1, "occlusion": 1, "curves": 1, "heads": 1, **REPORT_ON},
     "methods/occlusion.py": {"occlusion": 1, "curves": 1, **REPORT_ON},
@@ -173,11 +182,18 @@ METHOD_EDITS = {
     "methods/detection.py": {"detector": 1, **REPORT_ON},
     "methods/static_dynamic.py": {"static_dynamic": 1, **REPORT_ON},
     "methods/sae.py": {**SAE_ON, **REPORT_ON},
+    "methods/connectome.py": {"connectome": 1, **REPORT_ON},
 }
 MODULE_EDITS = {
     **METHOD_EDITS,
     "stages/features.py": FEATURES_ON,
-    "stages/targets.py": {"targets": 1, "static_dynamic": 1, "sae_metrics": 1, **MASKING_ON},
+    "stages/targets.py": {
+        "targets": 1,
+        "static_dynamic": 1,
+        "sae_metrics": 1,
+        "connectome": 1,
+        **MASKING_ON,
+    },  # fmt: skip
     "models/scorer.py": MASKING_ON,
     # the units store module is read by every masking job, heads included
     "stores/units.py": {**IMPORTANCE, "heads": 1, **REPORT_ON},

@@ -56,8 +56,9 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "static_dynamic": 1,
         "sae": 2,  # lambda 0 and 1 on the deepest analysed layer below the model's last
         "sae_metrics": 1,
+        "connectome": 1,
         "report": 1,
-        "total": 41,
+        "total": 42,
     }
 
 
@@ -209,7 +210,7 @@ def test_run_produces_complete_stores(finished_run):
     assert set(best["role"]) == {"target", "distractor", "occluder", "container"}
     assert set(best["layer"]) <= {1, 3}
     rules = {job.rule for job in dry_run(finished_run, "--forceall").job_list} - {"all"}
-    assert len(rules) == 20
+    assert len(rules) == 21
     for rule in rules:  # outputs, logs and benchmarks under the rule's (= stage's) own name
         assert (finished_run / "results" / rule).is_dir(), rule
         assert list((finished_run / "results" / "logs" / rule).rglob("*.log")), rule

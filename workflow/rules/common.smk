@@ -38,6 +38,7 @@ from videoconcepts.plan.settings import (
     resolve_rosetta,
     resolve_straightening,
     resolve_static_dynamic,
+    resolve_connectome,
     resolve_sae,
     resolve_sae_metrics,
     resolve_proposals,
@@ -288,6 +289,13 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
     m.static_dynamic_tag = (
         f"{m.concepts_tag}-{settings_hash(m.targets)}-{settings_hash(m.static_dynamic)}"
     )
+    # Connectomes segment the run's feature stores and score the targets: named by them
+    # and their own settings.
+    m.connectome_on = view["connectome"]["enabled"]
+    m.connectome = resolve_connectome(view, m.layers)
+    m.connectome_tag = (
+        f"{m.features_tag}-{settings_hash(m.targets)}-{settings_hash(m.connectome)}"
+    )
     # SAEs train on the feature stores: each named by them and its own settings. Their
     # measures by the SAEs they read, the targets they score against and their own.
     m.sae_on = view["sae"]["enabled"]
@@ -355,6 +363,9 @@ TAGS = {
     "detector": {m.detector_tag: (m, None) for m in MODELS.values() if m.detector_on},
     "static_dynamic": {
         m.static_dynamic_tag: (m, None) for m in MODELS.values() if m.static_dynamic_on
+    },
+    "connectome": {
+        m.connectome_tag: (m, None) for m in MODELS.values() if m.connectome_on
     },
     # an SAE's tag gives its model and its position in the model's list of SAEs
     "sae": {tag: (m, i) for m in MODELS.values() for i, tag in enumerate(m.sae_tags)},
@@ -587,6 +598,22 @@ def static_dynamic_outputs(m) -> dict[str, str]:
     return {"store": f"{folder}/static_dynamic.zarr", **tables}
 
 
+CONNECTOME_TABLES = ("nodes", "edges", "layers", "fidelity", "validation")
+
+
+def connectome_outputs(m) -> dict[str, str]:
+    """The connectome store, tables and GraphML folder of a model (none when off)."""
+    if not m.connectome_on:
+        return {}
+    folder = f"{RESULTS}/connectome/{m.connectome_tag}"
+    tables = {name: f"{folder}/connectome_{name}.tsv" for name in CONNECTOME_TABLES}
+    return {
+        "store": f"{folder}/connectome.zarr",
+        "graphs": f"{folder}/graphs",
+        **tables,
+    }
+
+
 def sae_settings(wildcards) -> dict:
     """The training settings of an ``sae`` job's SAE."""
     m, i = job_of("sae", wildcards)
@@ -656,6 +683,7 @@ def model_settings(m) -> dict:
         "straightening": m.straightening if m.straightening_on else None,
         "detector": m.detector if m.detector_on else None,
         "static_dynamic": m.static_dynamic if m.static_dynamic_on else None,
+        "connectome": m.connectome if m.connectome_on else None,
         "sae": {"saes": m.saes, **m.sae_metrics} if m.sae_on else None,
     }
     if DEMO:  # the report shows the validation, which compares both tubelet methods
@@ -694,6 +722,7 @@ def model_benchmarks(m) -> list[str]:
         f"straightening/{m.straightening_tag}.tsv",
         f"detector/{m.detector_tag}.tsv",
         f"static_dynamic/{m.static_dynamic_tag}.tsv",
+        f"connectome/{m.connectome_tag}.tsv",
         *[f"sae/{tag}.tsv" for tag in m.sae_tags],
         f"sae_metrics/{m.sae_metrics_tag}.tsv",
     ]
@@ -732,6 +761,11 @@ def model_outputs(m) -> dict[str, list[str]]:
             f"static_dynamic_{name}": [path]
             for name, path in static_dynamic_outputs(m).items()
             if name != "store"
+        },
+        **{
+            f"connectome_{name}": [path]
+            for name, path in connectome_outputs(m).items()
+            if name != "graphs"
         },
         **{f"sae_{name}": [path] for name, path in sae_outputs(m).items()},
     }

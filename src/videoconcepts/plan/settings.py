@@ -56,6 +56,7 @@ STAGE_SECTIONS = (
     "straightening",
     "detector",
     "static_dynamic",
+    "connectome",
     "sae",
 )
 
@@ -224,7 +225,10 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 #   smaller step (Adam's steps do not shrink with the width).
 # - Job layout: the demo's 18 videos in one feature shard, and every layer of a demo
 #   model in one concepts job (64 is more than it has): a start-up outweighs their work.
-BY_MODEL: dict[tuple[str, str], dict[str, float]] = {
+# Eq. 5.5's constants as the paper gives them (paper 002, §5.3.2).
+PAPER_PRUNING = {"A": -102, "K": 115, "C": 1, "Q": 1, "B": 0.0004, "nu": 1}
+
+BY_MODEL: dict[tuple[str, str], dict[str, Any]] = {
     ("cris", "num_masks"): {"demo": 128, "default": 4000},
     ("cris", "shards"): {"demo": 1, "default": 2},
     ("heads", "num_masks"): {"demo": 48, "default": 1024},
@@ -235,6 +239,10 @@ BY_MODEL: dict[tuple[str, str], dict[str, float]] = {
     ("concepts", "layers_per_job"): {"demo": 64, "default": 1},
     ("sae", "epochs"): {"demo": 6, "default": 20},
     ("sae", "learning_rate"): {"demo": 0.003, "default": 0.001},
+    # The demo's classes have three videos each, a few dozen segments per layer: with the
+    # paper's pruning (a concept needs 7 segments or more) its top layers keep one concept.
+    ("connectome", "random_sets"): {"demo": 10, "default": 20},
+    ("connectome", "pruning"): {"demo": {**PAPER_PRUNING, "A": -111}, "default": PAPER_PRUNING},
 }
 
 
@@ -385,6 +393,49 @@ def resolve_static_dynamic(config: dict[str, Any], layers: list[int]) -> dict[st
         "head_kind": config["tubelets"]["head_kind"],
         **{key: section[key] for key in kept},
         "removal_layers": removal,
+    }
+
+
+def resolve_connectome(config: dict[str, Any], layers: list[int]) -> dict[str, Any]:
+    """The connectome's settings over the analysed ``layers``; unset layers are up to
+    four of them evenly spaced up to the last (the paper's four-layer connectomes),
+    leaving out layer 0, whose tokens are little more than their patches."""
+    section = config["connectome"]
+    if section["enabled"] and not config["features"]["residual"]:
+        raise ValueError(
+            "connectome segments the residual tokens: set features.residual: true, or "
+            "connectome.enabled: false"
+        )
+    chosen = section["layers"]
+    if chosen is None:
+        above = [layer for layer in layers if layer > 0]
+        above = above if len(above) >= 2 else layers
+        n, last = min(4, len(above)), len(above) - 1
+        chosen = {above[last - int(i * last / max(1, n - 1) + 0.5)] for i in range(n)}
+    bad = sorted(set(chosen) - set(layers))
+    if bad:
+        raise ValueError(
+            f"connectome.layers {bad} are not analysed layers (features.layers: {layers})"
+        )
+    if section["enabled"] and len(set(chosen)) < 2:
+        raise ValueError(f"connectome needs two analysed layers or more, got {sorted(chosen)}")
+    compactness = section["compactness"] or model_facts(config["model"])["compactness"]
+    kept = (
+        "max_segments",
+        "min_tokens",
+        "clusters",
+        "cav_alpha",
+        "alpha",
+        "fidelity_concepts",
+        "seed",
+    )
+    return {
+        "layers": sorted(chosen),
+        "compactness": compactness,
+        "pruning": for_model(config, "connectome", "pruning"),
+        "random_sets": for_model(config, "connectome", "random_sets"),
+        "eps": sorted(section["eps"]),
+        **{key: section[key] for key in kept},
     }
 
 

@@ -11,6 +11,7 @@ import json
 import sys
 
 from videoconcepts.report import (
+    connectome,
     cris,
     curves,
     heads,
@@ -36,7 +37,13 @@ PER_MODEL = [
     heads.section,
     validation.section,
 ]
-ANALYSES = [rosetta.ANALYSIS, straightening.ANALYSIS, static_dynamic.ANALYSIS, sae.ANALYSIS]
+ANALYSES = [
+    rosetta.ANALYSIS,
+    straightening.ANALYSIS,
+    static_dynamic.ANALYSIS,
+    connectome.ANALYSIS,
+    sae.ANALYSIS,
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
