@@ -195,6 +195,15 @@ def serve(path: Path, parent: int) -> None:
 
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
+    # A child that ends wakes the loop at once, so its command hears of it without
+    # waiting out the select timeout (half of it per job on average): SIGCHLD writes a
+    # byte to `wake`.
+    wake, woken = socket.socketpair()
+    for end in (wake, woken):
+        end.setblocking(False)
+    signal.signal(signal.SIGCHLD, lambda sig, frame: None)
+    signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+    selector.register(woken, selectors.EVENT_READ)
     jobs: dict[int, socket.socket] = {}  # child pid -> its command's connection
     stop = []
     signal.signal(signal.SIGTERM, lambda sig, frame: stop.append(sig))
@@ -204,7 +213,10 @@ def serve(path: Path, parent: int) -> None:
             selector.unregister(listener)  # Snakemake is gone: finish, take nothing new
             listener.close()
         for key, _ in selector.select(timeout=0.1):
-            if key.fileobj is listener:
+            if key.fileobj is woken:
+                with contextlib.suppress(BlockingIOError):
+                    woken.recv(4096)
+            elif key.fileobj is listener:
                 conn, _ = listener.accept()
                 pid = _start(conn, selector)
                 if pid:
@@ -260,7 +272,8 @@ def _child(request: dict, fds: list[int]) -> int:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.set_wakeup_fd(-1)  # the server's: its SIGCHLD wake-up is not the child's
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115

@@ -242,6 +242,8 @@ BY_MODEL: dict[tuple[str, str], dict[str, Any]] = {
     # The demo's classes have three videos each, a few dozen segments per layer: with the
     # paper's pruning (a concept needs 7 segments or more) its top layers keep one concept.
     ("connectome", "random_sets"): {"demo": 10, "default": 20},
+    ("connectome", "max_segments"): {"demo": 2, "default": 3},
+    ("connectome", "eps"): {"demo": [1.0, 2.0], "default": [0.5, 1.0, 2.0]},
     ("connectome", "pruning"): {"demo": {**PAPER_PRUNING, "A": -111}, "default": PAPER_PRUNING},
 }
 
@@ -421,7 +423,6 @@ def resolve_connectome(config: dict[str, Any], layers: list[int]) -> dict[str, A
         raise ValueError(f"connectome needs two analysed layers or more, got {sorted(chosen)}")
     compactness = section["compactness"] or model_facts(config["model"])["compactness"]
     kept = (
-        "max_segments",
         "min_tokens",
         "clusters",
         "cav_alpha",
@@ -434,7 +435,8 @@ def resolve_connectome(config: dict[str, Any], layers: list[int]) -> dict[str, A
         "compactness": compactness,
         "pruning": for_model(config, "connectome", "pruning"),
         "random_sets": for_model(config, "connectome", "random_sets"),
-        "eps": sorted(section["eps"]),
+        "eps": sorted(for_model(config, "connectome", "eps")),
+        "max_segments": for_model(config, "connectome", "max_segments"),
         **{key: section[key] for key in kept},
     }
 
