@@ -196,12 +196,13 @@ def lower_gradients(
     lower: int,
     objective,
     batch_size: int,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Gradients of ``objective(pixels, rows)`` (summed over the batch) with respect to
     the residual stream after block ``lower``, summed over every token of the clip, the
     special tokens' included: the derivative of the objective along a shift of the whole
     stream, (clips, D). A CLS readout sees its last block only through the CLS token,
-    so patch tokens alone would give it no gradient there."""
+    so patch tokens alone would give it no gradient there. In fp32 unless ``bf16``."""
     out = []
     for start in range(0, len(clips), batch_size):
         batch = torch.from_numpy(clips[start : start + batch_size])
@@ -215,7 +216,10 @@ def lower_gradients(
 
         handle = adapter.block(lower).register_forward_hook(leaf)
         try:
-            with torch.enable_grad(), adapter.autocast():
+            # fp32 whatever the adapter's precision: eq. 5.7 counts signs, and bf16 flips
+            # 7 % of them on a VideoMAE-B-sized model (``bf16``: benchmarks/connectome.py)
+            autocast = torch.autocast(adapter.device.type, dtype=torch.bfloat16, enabled=bf16)
+            with torch.enable_grad(), autocast:
                 value = objective(adapter.preprocess(batch), rows)
                 (grad,) = torch.autograd.grad(value, seen["leaf"])
         finally:
