@@ -310,6 +310,7 @@ MODEL_RULES = {
     "curves",
     "heads",
     "static_dynamic",
+    "connectome",
     "sae",
     "sae_metrics",
 }
