@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -303,12 +302,26 @@ def test_family_problems_are_clear_errors(tmp_path):
         resolve_model({"checkpoint": str(encoder)})
 
 
-def family_workdir(family: str, root: Path) -> Path:
-    """A run of decode to the CRIS gather from a saved tiny checkpoint of ``family``, on
-    three short labelled videos: the workdir, configured."""
-    workdir = root / family
-    checkpoint = save_random(family, workdir / "checkpoint")
+def family_model(family: str, root: Path) -> dict:
+    """A model section for a saved tiny checkpoint of ``family``, with its metric."""
+    checkpoint = save_random(family, root / "checkpoints" / family)
     metric = "logit" if FAMILIES[family].default_metric == "correctness" else None
+    return {
+        "checkpoint": str(checkpoint),
+        "family": family,
+        **model_options(family),
+        # a continuous metric: 8 masks rarely flip a random classifier's top class
+        "masking": {"metric": metric},
+    }
+
+
+@pytest.fixture(scope="module")
+def family_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One run of decode to the CRIS gather with a saved tiny checkpoint of every family
+    as its models, on three short labelled videos: one Snakemake and one job server for
+    all (seven runs paid seven start-ups), ``--keep-going`` so one family's failure does
+    not hide the others'."""
+    workdir = tmp_path_factory.mktemp("families")
     (workdir / "clips").mkdir()
     rows = ["path\tlabel"]
     for i, label in enumerate(CLASSES):
@@ -321,42 +334,33 @@ def family_workdir(family: str, root: Path) -> Path:
     write_config(
         workdir,
         samples=str(workdir / "samples.tsv"),
-        models={"m": {"checkpoint": str(checkpoint), "family": family, **model_options(family)}},
+        models={family: family_model(family, workdir) for family in sorted(FAMILIES)},
         decode={"frame_stride": 2},
         features={"layers": [1], "videos_per_job": 3},
         tubelets={"n_segments": 4},
         concepts={"max_concepts": 3, "max_iter": 50},
-        # a continuous metric: 8 masks rarely flip a random classifier's top class
         cris={"num_masks": 8, "shards": 1},
-        masking={"masks_per_batch": 4, "metric": metric},
+        masking={"masks_per_batch": 4},
         connectome={"enabled": False},  # one analysed layer, and the run stops before it
     )
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def family_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """Every family's run, three Snakemake processes at a time: the jobs are short and
-    mostly start-up, so one run alone leaves the cores idle."""
-    root = tmp_path_factory.mktemp("families")
-    workdirs = [family_workdir(family, root) for family in sorted(FAMILIES)]
-    with ThreadPoolExecutor(3) as pool:
-        runs = pool.map(lambda w: run_snakemake(w, "--until", "cris_gather", check=False), workdirs)
-        return {w.name: (w, run) for w, run in zip(workdirs, runs, strict=True)}
+    return workdir, run_snakemake(workdir, "--until", "cris_gather", "--keep-going", check=False)
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_family_runs_through_the_workflow(family, family_runs):
+def test_family_runs_through_the_workflow(family, family_run):
     """decode, features, tubelets, concepts, units and a few CRIS masks from a saved
     checkpoint directory, on three short labelled videos."""
-    workdir, run = family_runs[family]
-    assert run.returncode == 0, f"snakemake failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
-    store = open_features(next((workdir / "results/features").glob("*/shard-000.zarr")))
+    workdir, run = family_run
+    failed = f"snakemake failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
+    shards = list((workdir / "results/features").glob(f"{family}-*/shard-000.zarr"))
+    assert len(shards) == 1, failed
+    store = open_features(shards[0])
     assert store.attrs["family"] == family
     assert store.attrs["settings"]["model"]["family"] == family
-    table = next((workdir / "results/cris_gather").rglob("concept_importance.tsv"))
-    importance = pd.read_csv(table, sep="\t")
+    tables = list((workdir / "results/cris_gather").glob(f"{family}-*/*/concept_importance.tsv"))
+    assert len(tables) == 1, failed
+    importance = pd.read_csv(tables[0], sep="\t")
     assert len(importance) > 0 and importance["importance"].notna().all()
     assert set(importance["layer"]) == {1}
     assert (importance["importance"].abs() <= 1 + 1e-9).all() or family == "videomae_pretraining"

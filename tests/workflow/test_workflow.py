@@ -520,6 +520,7 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
         "analyses/straightening/index.html",
         "analyses/static_dynamic/index.html",
         "analyses/sae/index.html",
+        "analyses/connectome/index.html",
     }
     overview = [src for src, *_ in pages["index.html"]["images"]]
     assert "figures/models.png" in overview

@@ -34,21 +34,23 @@ def _with_parents(names: set[str]) -> set[str]:
 
 
 def _runtime_nodes(tree: ast.AST):
-    """Every node but those under ``if TYPE_CHECKING:`` (imports for annotations only)."""
+    """Every statement but those under ``if TYPE_CHECKING:`` (imports for annotations
+    only). Imports are statements: expressions, most of a module's nodes, are skipped."""
     pending = [tree]
     while pending:
         node = pending.pop()
         yield node
-        for child in ast.iter_child_nodes(node):
-            typing_only = (
-                isinstance(child, ast.If)
-                and isinstance(child.test, ast.Name)
-                and child.test.id == "TYPE_CHECKING"
-            )
-            if typing_only:
-                pending.extend(child.orelse)
-            else:
-                pending.append(child)
+        typing_only = (
+            isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name)
+            and node.test.id == "TYPE_CHECKING"
+        )
+        for field in (
+            ("orelse",) if typing_only else ("body", "orelse", "finalbody", "handlers", "cases")
+        ):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                pending.extend(children)
 
 
 @cache
