@@ -22,6 +22,7 @@ from videoconcepts.report.page import (
     Analysis,
     Context,
     analysis_folder,
+    panels,
     save,
     table,
 )
@@ -41,18 +42,7 @@ THUMB, LABEL, ROW = 0.8, 0.42, 2.0
 
 def tables(context: Context) -> dict[str, pd.DataFrame]:
     """Every model's tables of the stage, concatenated; empty when none ran it."""
-    found: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    for model in context.inputs.models:
-        inputs = context.inputs.of_model(model)
-        for name in TABLES:
-            if f"connectome_{name}" in inputs:
-                found[name].append(inputs.table(f"connectome_{name}"))
-    return {name: pd.concat(frames, ignore_index=True) for name, frames in found.items() if frames}
-
-
-def panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width * n, height), layout="constrained")
-    return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
+    return context.inputs.stage_tables("connectome", TABLES)
 
 
 def kept(edges: pd.DataFrame) -> pd.Series:
@@ -334,13 +324,14 @@ def aps_figure(nodes: pd.DataFrame, validation: pd.DataFrame, path: Path) -> str
                 linewidth=0.5,
                 label=f"layer {layer}",
             )
-        r = check(validation, model, "aps_logit_sum_pearson")
         title = model
-        if r is not None:
-            title += (
-                f"\nPearson r {number(r['value'])} (p {number(r['p_value'], '.2g')}, "
-                f"n {int(r['n'])})"
-            )
+        for name, label in (("pearson", "Pearson r"), ("within_class", "within classes r")):
+            r = check(validation, model, f"aps_logit_sum_{name}")
+            if r is not None:
+                title += (
+                    f"\n{label} {number(r['value'])} (p {number(r['p_value'], '.2g')}, "
+                    f"n {int(r['n'])})"
+                )
         ax.set(
             title=title,
             xlabel="average path strength to the class (eq. 5.8)",
@@ -447,7 +438,9 @@ under the curve a random direction leaves than a concept's (&gt; 0: the concepts
 more; p: Wilcoxon signed-rank over class, layer and repeat). Below it, every concept's
 average path strength to its class against the summed target score of its segments
 shown alone: a connectome that tracks the model puts high-scoring concepts on strong
-paths.</p>
+paths. Pooled over classes (as the paper plots it) the correlation also compares
+classes, whose scores and path strengths differ as a whole; the within-classes r
+subtracts each class's mean from both first.</p>
 <div class="figs">{images}</div>
 {table(validation, "connectome-validation") if "validation" in found else ""}
 {statistics}

@@ -66,6 +66,17 @@ class Inputs:
         """Model names of ``MODEL:NAME`` inputs, in order of appearance."""
         return list(dict.fromkeys(n.split(":", 1)[0] for n in self._named if ":" in n))
 
+    def stage_tables(self, stage: str, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+        """Every model's ``{stage}_{name}`` tables, concatenated per name; a name no
+        model has is left out (none: the stage did not run)."""
+        found: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
+        for model in self.models:
+            inputs = self.of_model(model)
+            for name in names:
+                if f"{stage}_{name}" in inputs:
+                    found[name].append(inputs.table(f"{stage}_{name}"))
+        return {name: pd.concat(many, ignore_index=True) for name, many in found.items() if many}
+
     def of_model(self, model: str) -> Inputs:
         """One model's inputs, by their names without the ``MODEL:`` prefix."""
         prefix = f"{model}:"
@@ -106,6 +117,12 @@ def axes(width: float, height: float):
     """A figure and its axes without pyplot (no global state, no GUI backend)."""
     fig = Figure(figsize=(width, height))
     return fig, fig.add_subplot()
+
+
+def panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list]:
+    """A row of ``n`` axes, laid out by constrained layout."""
+    fig = Figure(figsize=(width * n, height), layout="constrained")
+    return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
 
 
 def save(fig: Figure, path: Path) -> str:

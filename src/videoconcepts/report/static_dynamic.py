@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from videoconcepts.methods.static_dynamic import CLASSES
 from videoconcepts.report.page import (
@@ -16,6 +15,7 @@ from videoconcepts.report.page import (
     Analysis,
     Context,
     analysis_folder,
+    panels,
     save,
     table,
 )
@@ -28,18 +28,7 @@ ORDER_COLOURS = {"static": OKABE_ITO[0], "dynamic": OKABE_ITO[1], "random": "#55
 
 def tables(context: Context) -> dict[str, pd.DataFrame]:
     """Every model's tables of the stage, concatenated; empty when none ran it."""
-    found: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    for model in context.inputs.models:
-        inputs = context.inputs.of_model(model)
-        for name in TABLES:
-            if f"static_dynamic_{name}" in inputs:
-                found[name].append(inputs.table(f"static_dynamic_{name}"))
-    return {name: pd.concat(frames, ignore_index=True) for name, frames in found.items() if frames}
-
-
-def panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width * n, height), layout="constrained")
-    return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
+    return context.inputs.stage_tables("static_dynamic", TABLES)
 
 
 def layer_figure(layers: pd.DataFrame, path: Path) -> str:
