@@ -62,7 +62,12 @@ class VideoMAEPretrainingAdapter(VideoMAEAdapter):
     def class_names(self) -> list[str]:
         return ["reconstruction"]
 
-    def feature_forward(self, pixels: torch.Tensor) -> None:
+    def feature_forward(self, pixels: torch.Tensor) -> torch.Tensor | None:
+        """With nothing hidden the scored pass runs the encoder on every token, so the
+        hooks read it there (one encoder pass, not two); with hidden tokens that pass
+        sees only the visible ones, and the hooks get an encoder pass of their own."""
+        if not self.hidden_sets:
+            return self.outputs(pixels)
         self.model.videomae(pixel_values=pixels)
         return None
 
