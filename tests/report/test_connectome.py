@@ -113,6 +113,12 @@ def test_the_page_draws_a_graph_per_class_and_shows_the_validation(stage, tmp_pa
     for name in ("connectome_suppression.png", "connectome_aps.png", "connectome_layers.png"):
         assert (figures / name).stat().st_size > 0 and f"figures/{name}" in html
     assert not list(figures.glob("connectome-other-*"))
+    # a looping clip of every node's exemplar beside its class's graph
+    nodes = pd.concat([pd.read_csv(p, sep="\t") for p in stage["m:connectome_nodes"]])
+    for klass, node in zip(nodes["class"], nodes["node"], strict=True):
+        index = list(dict.fromkeys(nodes["class"])).index(klass)
+        clip = tmp_path / "clips" / f"connectome-m-class{index:03d}-{node}.webp"
+        assert clip.stat().st_size > 0 and f"clips/{clip.name}" in html
     assert "0.8765" in html and "0.2346" in html  # the validation table
     assert 'id="connectome-layers"' in html
     card = connectome.card(context(tmp_path / "overview", named))

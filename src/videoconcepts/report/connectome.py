@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from videoconcepts.report.cris import highlight, resize_frames
+from videoconcepts.report.cris import highlight, resize_frames, save_webp
 from videoconcepts.report.page import (
     CLIP_CACHE,
     OKABE_ITO,
@@ -81,6 +81,12 @@ class Exemplars:
         frame = min(step * per_step + per_step // 2, frames.shape[0] - 1)
         shown = highlight(frames[frame : frame + 1], mask[step : step + 1])
         return resize_frames(shown, height)[0]
+
+    def clip(self, row: int, height: int) -> np.ndarray:
+        """(T, height, W, 3) uint8: the segment's whole clip, highlighted."""
+        video = int(self.video[row])
+        mask = self.labels(int(self.layer[row]))[video] == self.number[row]
+        return resize_frames(highlight(self.clips.frames(video), mask), height)
 
 
 # --- the layered graphs ------------------------------------------------------------------
@@ -233,6 +239,8 @@ def model_graphs(context: Context, model: str, found: dict[str, pd.DataFrame]) -
         )
         alt = html.escape(f"connectome of {model}, {name}")
         images.append(f'<img src="{src}" alt="{alt}" loading="lazy">')
+        if exemplars is not None:
+            images.append(node_clips(context, exemplars, mine, graph_name(model, i)))
     more = (
         f"<p class='note'>The first {MAX_GRAPHS} of {len(classes)} classes; every node and "
         "edge is in the stage's tables and GraphML files.</p>"
@@ -244,6 +252,22 @@ def model_graphs(context: Context, model: str, found: dict[str, pd.DataFrame]) -
         if images
         else ""
     )
+
+
+def node_clips(context: Context, exemplars: Exemplars, nodes: pd.DataFrame, graph: str) -> str:
+    """Each node's exemplar as a small looping clip (the segment over its whole clip),
+    top layer first, beside its class's graph."""
+    (context.out / "clips").mkdir(parents=True, exist_ok=True)
+    cells = []
+    for row in nodes.sort_values(["layer", "concept"], ascending=[False, True]).itertuples():
+        path = context.out / "clips" / f"{Path(graph).stem}-{row.node}.webp"
+        save_webp(exemplars.clip(int(row.exemplar), THUMB_HEIGHT), context.settings, path)
+        caption = html.escape(f"{row.node}, {row.segments} seg.")
+        cells.append(
+            f"<figure><img loading='lazy' src='clips/{path.name}' alt='{caption}'>"
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    return f"<div class='figs'>{''.join(cells)}</div>"
 
 
 # --- validation and statistics -----------------------------------------------------------
