@@ -239,11 +239,13 @@ BY_MODEL: dict[tuple[str, str], dict[str, Any]] = {
     ("concepts", "layers_per_job"): {"demo": 64, "default": 1},
     ("sae", "epochs"): {"demo": 6, "default": 20},
     ("sae", "learning_rate"): {"demo": 0.003, "default": 0.001},
-    # The demo's classes have three videos each, a few dozen segments per layer: with the
-    # paper's pruning (a concept needs 7 segments or more) its top layers keep one concept.
+    # The demo's connectomes within its time: fewer random sets, segments a parent and
+    # suppression strengths (docs/BENCHMARKS.md).
     ("connectome", "random_sets"): {"demo": 10, "default": 20},
     ("connectome", "max_segments"): {"demo": 2, "default": 3},
     ("connectome", "eps"): {"demo": [1.0, 2.0], "default": [0.5, 1.0, 2.0]},
+    # The demo's classes have three videos each, a few dozen segments per layer: with the
+    # paper's pruning (a concept needs 7 segments or more) its top layers keep one concept.
     ("connectome", "pruning"): {"demo": {**PAPER_PRUNING, "A": -111}, "default": PAPER_PRUNING},
 }
 

@@ -26,10 +26,9 @@ from videoconcepts.report.page import (
     save,
     table,
 )
-from videoconcepts.stores.connectome import CLASS_NODE, open_connectome
+from videoconcepts.stores.connectome import CLASS_NODE, TABLES, open_connectome
 from videoconcepts.stores.decode import Clips
 
-TABLES = ("nodes", "edges", "layers", "fidelity", "validation")
 # Classes drawn per model (in the nodes table's order): a graph each.
 MAX_GRAPHS = 12
 THUMB_HEIGHT = 96  # pixels of an exemplar thumbnail before matplotlib scales it
@@ -69,11 +68,15 @@ class Exemplars:
             self._labels[layer] = self.store[f"labels_{layer}"][...]
         return self._labels[layer]
 
+    def mask(self, row: int) -> tuple[int, np.ndarray]:
+        """The segment's video and token mask (T', H', W')."""
+        video = int(self.video[row])
+        return video, self.labels(int(self.layer[row]))[video] == self.number[row]
+
     def image(self, row: int, height: int = THUMB_HEIGHT) -> np.ndarray:
         """(height, W, 3) uint8: the middle frame of the time steps the segment covers
         (the clip's middle frame when it covers them all)."""
-        video = int(self.video[row])
-        mask = self.labels(int(self.layer[row]))[video] == self.number[row]
+        video, mask = self.mask(row)
         frames = self.clips.frames(video)
         steps = np.flatnonzero(mask.any(axis=(1, 2)))
         step = int(steps[len(steps) // 2]) if len(steps) else mask.shape[0] // 2
@@ -84,8 +87,7 @@ class Exemplars:
 
     def clip(self, row: int, height: int) -> np.ndarray:
         """(T, height, W, 3) uint8: the segment's whole clip, highlighted."""
-        video = int(self.video[row])
-        mask = self.labels(int(self.layer[row]))[video] == self.number[row]
+        video, mask = self.mask(row)
         return resize_frames(highlight(self.clips.frames(video), mask), height)
 
 

@@ -57,6 +57,7 @@ from videoconcepts.stores.connectome import (
     KIND,
     LAYER_COLUMNS,
     NODE_COLUMNS,
+    TABLES,
     VALIDATION_COLUMNS,
 )
 from videoconcepts.stores.decode import open_decoded
@@ -151,9 +152,9 @@ def blanked(frames: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarra
     return np.where(pixels[..., None], frames, fill).astype(np.uint8)
 
 
-def tokens_of(adapter: ModelAdapter, raw: torch.Tensor, batch: int) -> torch.Tensor:
-    """A block's output to (batch, N, D) patch tokens, T'H'W' order."""
-    return adapter.patch_tokens(raw[0] if isinstance(raw, tuple) else raw, "residual", batch)
+def mean_colour(adapter: ModelAdapter) -> np.ndarray:
+    """The pixel value the model's normalisation maps to 0: what a blanked pixel shows."""
+    return np.round(adapter.mean.numpy() * 255)
 
 
 def segment_features(
@@ -168,7 +169,7 @@ def segment_features(
     """Each segment's clip shown alone: its features at its layer pooled over its tokens
     (segments, D), and the target score of the clip (segments,). Identical masks (a
     parent that was not split) run once."""
-    fill = np.round(adapter.mean.numpy() * 255)
+    fill = mean_colour(adapter)
     unique: dict[tuple[int, bytes], list[int]] = {}
     for s in range(len(segments.video)):
         unique.setdefault((int(segments.video[s]), segments.mask(s).tobytes()), []).append(s)
@@ -247,7 +248,7 @@ def concept_objective(
             adapter.outputs(pixels)
         finally:
             handle.remove()
-        tokens = tokens_of(adapter, seen["upper"], len(pixels)).float()
+        tokens = adapter.patch_tokens(seen["upper"], "residual", len(pixels)).float()
         m = masks[rows].to(tokens.device)
         pooled = (m[..., None] * tokens).sum(1) / m.sum(1, keepdim=True)
         return -(pooled - centres[rows].to(tokens.device)).norm(dim=1).sum()
@@ -380,7 +381,7 @@ def itcav_gradients(
     """Eq. 5.6's gradients, at each selected layer but the top, of every segment of the
     layer above that belongs to a concept (segment row -> (D,)); and TCAV's, at the top
     layer, of every video's target score (videos, D)."""
-    fill = np.round(adapter.mean.numpy() * 255)
+    fill = mean_colour(adapter)
     layers = settings.layers
     found: dict[int, np.ndarray] = {}
     for i in tqdm(range(len(layers) - 1), desc="ITCAV gradients"):
@@ -657,17 +658,15 @@ def fidelity(
         per = max(1, batch_size // len(videos))
         for start in range(0, len(work), per):
             chunk = work[start : start + per]
-            by_layer = {}
-            for k, item in enumerate(chunk):
-                by_layer.setdefault(item[0], []).append(k)
-            shifts = {
-                layer: torch.zeros(len(chunk) * len(videos), adapter.hidden_size)
-                for layer in by_layer
-            }
-            for layer, ks in by_layer.items():
-                for k in ks:
-                    shift = torch.as_tensor(chunk[k][5] * chunk[k][3], dtype=torch.float32)
-                    shifts[layer][k * len(videos) : (k + 1) * len(videos)] = shift
+            # per edited layer, each batch row's shift (zero for rows edited elsewhere)
+            shifts: dict[int, torch.Tensor] = {}
+            for k, (layer, _, _, unit, _, eps) in enumerate(chunk):
+                rows_of = shifts.setdefault(
+                    layer, torch.zeros(len(chunk) * len(videos), adapter.hidden_size)
+                )
+                rows_of[k * len(videos) : (k + 1) * len(videos)] = torch.as_tensor(
+                    eps * unit, dtype=torch.float32
+                )
             batch = clips.repeat(len(chunk), 1, 1, 1, 1)
             with ExitStack() as edits:
                 for layer, shift in shifts.items():
@@ -742,7 +741,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="the model's name in the run")
     parser.add_argument("--out", required=True, help="the store (.zarr)")
     parser.add_argument("--graphs", required=True, help="folder of one GraphML per class")
-    for table in ("nodes", "edges", "layers", "fidelity", "validation"):
+    for table in TABLES:
         parser.add_argument(f"--{table}", required=True, help=f"the {table} table (.tsv)")
     parser.add_argument("--targets", required=True, help="the targets stage's table")
     parser.add_argument(

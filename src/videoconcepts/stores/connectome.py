@@ -20,6 +20,7 @@ import zarr
 from videoconcepts.stores.base import open_store
 
 KIND = "connectome"
+TABLES = ("nodes", "edges", "layers", "fidelity", "validation")  # connectome_<name>.tsv
 NODE_COLUMNS = (
     "model", "class", "node", "layer", "concept", "segments", "videos", "exemplar",
     "aps", "logit_sum", "mean_score",
