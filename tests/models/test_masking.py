@@ -8,6 +8,7 @@ import torch
 
 from videoconcepts.models import load_adapter
 from videoconcepts.models.masking import TokenMasker
+from videoconcepts.models.scorer import MaskingSettings, MaskScorer
 
 LAYERS = (0, 1)
 
@@ -113,3 +114,34 @@ def test_bad_masks_are_rejected(adapter):
             masker.set(torch.zeros(1, 1, adapter.num_heads, adapter.grid.size, dtype=torch.bool))
     with pytest.raises(ValueError, match="masking mode"):
         TokenMasker(adapter, LAYERS, "blur")
+
+
+def test_the_scorer_sends_each_distinct_intervention_once(adapter, clip):
+    """Unit masks that differ only on units the clip does not hold are one intervention:
+    it goes through the model once, and every such mask gets its output."""
+    n_tokens = adapter.grid.size
+    tokens = np.full((len(LAYERS), adapter.num_heads, n_tokens), -1)
+    tokens[0, 0, : n_tokens // 2] = 0  # unit 0: half of head (0, 0)
+    tokens[1, 1, n_tokens // 2 :] = 2  # unit 2: half of head (1, 1); unit 1 is absent
+    masks = np.array(
+        [[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1]], bool
+    )  # rows 0/2, 1/3 and 4/6 differ on unit 1 only
+    settings = MaskingSettings(str(adapter.spec.checkpoint), "remove", "keys", "logit", "auto")
+    rows = []
+    hook = adapter.model.register_forward_hook(lambda m, i, o: rows.append(len(o[0])))
+    try:
+        with MaskScorer(adapter, LAYERS, settings, batch_size=2) as scorer:
+            out = scorer.logits(clip[0].numpy(), tokens, masks)
+    finally:
+        hook.remove()
+    assert sum(rows) == 4  # distinct: none, unit 0, unit 2, both
+    for a, b in ((0, 2), (1, 3), (4, 6)):
+        assert torch.equal(out[a], out[b])
+    assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[0], out[4])
+    # each row is what that mask alone gives
+    token_masks = torch.zeros(len(masks), len(LAYERS), adapter.num_heads, n_tokens, dtype=bool)
+    for row, mask in enumerate(masks):
+        for unit in np.flatnonzero(mask):
+            token_masks[row] |= torch.from_numpy(tokens == unit)
+    alone = masked_logits(adapter, clip, token_masks, "remove")
+    torch.testing.assert_close(out, alone, atol=1e-5, rtol=1e-5)

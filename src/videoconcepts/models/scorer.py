@@ -66,22 +66,27 @@ class MaskScorer:
     def logits(
         self, frames: np.ndarray, unit_tokens: np.ndarray, masks: np.ndarray
     ) -> torch.Tensor:
-        """Model output (K, classes) of one clip (T, H, W, 3) under each of K masks."""
+        """Model output (K, classes) of one clip (T, H, W, 3) under each of K masks.
+
+        Masks that agree on the clip's own units are one intervention and go through the
+        model once (the first and last steps of every removal order, for instance).
+        """
         adapter = self.adapter
         device = adapter.device
         pixels = adapter.preprocess(torch.from_numpy(np.asarray(frames))[None])
+        distinct, inverse, local = distinct_masks(unit_tokens, masks)
         # Unit id + 1 indexes a mask row padded with "not masked" at 0 (tokens of no unit).
-        index = torch.as_tensor(unit_tokens + 1, dtype=torch.long, device=device)
+        index = torch.as_tensor(local + 1, dtype=torch.long, device=device)
         out = []
-        for start in range(0, len(masks), self.batch_size):
-            rows = torch.as_tensor(masks[start : start + self.batch_size], device=device)
+        for start in range(0, len(distinct), self.batch_size):
+            rows = torch.as_tensor(distinct[start : start + self.batch_size], device=device)
             padded = torch.nn.functional.pad(rows, (1, 0), value=False)
             self.masker.set(padded[:, index])  # (B, layers, heads, N), built on the device
             with adapter.autocast():
                 batch = pixels.expand(len(rows), *pixels.shape[1:])
                 out.append(adapter.outputs(batch).float())
         self.masker.set(None)
-        return torch.cat(out)
+        return torch.cat(out)[torch.as_tensor(inverse, device=device)]
 
     def scores(
         self, frames: np.ndarray, unit_tokens: np.ndarray, masks: np.ndarray, target: int
@@ -89,6 +94,25 @@ class MaskScorer:
         logits = self.logits(frames, unit_tokens, masks)
         targets = torch.full((len(logits),), target, device=logits.device)
         return self.metric(logits, targets).cpu().numpy()
+
+
+def distinct_masks(
+    unit_tokens: np.ndarray, masks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of ``masks`` restricted to the units one clip holds, in order of
+    first occurrence; each mask's row among them; and ``unit_tokens`` renumbered to
+    those columns (-1 stays -1)."""
+    present, local = np.unique(unit_tokens, return_inverse=True)
+    local = local.reshape(unit_tokens.shape)
+    if present[0] < 0:  # tokens of no unit
+        present, local = present[1:], local - 1
+    _, first, inverse = np.unique(
+        np.asarray(masks)[:, present], axis=0, return_index=True, return_inverse=True
+    )
+    order = np.argsort(first, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return np.asarray(masks)[first[order]][:, present], position[inverse.ravel()], local
 
 
 @dataclass
