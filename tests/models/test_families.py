@@ -600,3 +600,20 @@ def test_connectome_gradients_are_the_derivative_along_a_shift_of_the_stream(fam
             analytic = float(grads[k] @ direction.numpy())
             assert analytic != 0, (family, lower)
             assert analytic == pytest.approx(numeric, rel=0.05, abs=1e-4), (family, lower)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.9])
+def test_pretraining_scores_a_repeated_clip_as_the_clip_alone(tmp_path, ratio):
+    """The masked scorers' batches repeat one clip (a stride-0 view): the target is built
+    once for it, and every row still scores that clip, the same as a batch of copies."""
+    adapter = adapter_for(
+        save_random("videomae_pretraining", tmp_path), reconstruction_mask_ratio=ratio
+    )
+    pixels = adapter.preprocess(clips(adapter, 2))
+    with torch.inference_mode():
+        repeated = adapter.outputs(pixels[1:].expand(3, *pixels.shape[1:]))[:, 0]
+        copies = adapter.outputs(pixels[1:].repeat(3, 1, 1, 1, 1))[:, 0]
+        pair = adapter.outputs(pixels)[:, 0]
+    torch.testing.assert_close(repeated, copies, rtol=1e-5, atol=1e-6)
+    assert repeated[0].item() == pytest.approx(pair[1].item(), rel=1e-5)
+    assert pair[0] != pair[1]  # the clips differ, so a target from the wrong clip shows

@@ -77,15 +77,19 @@ class VideoMAEPretrainingAdapter(VideoMAEAdapter):
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """Negative mean squared reconstruction error of each clip: of every patch with
         nothing hidden, else of the hidden patches, averaged over the masks."""
-        target = self.patch_targets(pixels)
+        # A batch of one clip repeated (the masked scorers' batches) has one target.
+        repeated = len(pixels) > 1 and pixels.stride(0) == 0
+        target = self.patch_targets(pixels[:1] if repeated else pixels)
+        target = target.expand(len(pixels), -1, -1)
         if not self.hidden_sets:
             model = self.model
             encoded = model.encoder_to_decoder(model.videomae(pixel_values=pixels)[0])
             position = model.position_embeddings.to(encoded.device, encoded.dtype)
             # Hugging Face's forward needs a hidden token (its loss indexes them): the
             # decoder is called directly, returning every token (return_token_num 0).
-            reconstruction = model.decoder(encoded + position, 0).logits
-            return -(reconstruction.float() - target).pow(2).mean((1, 2))[:, None]
+            error = target - model.decoder(encoded + position, 0).logits  # fp32
+            squares = torch.linalg.vector_norm(error, dim=(1, 2)).square()
+            return -(squares / error[0].numel())[:, None]
         errors = []
         try:
             for hidden in self.hidden_sets:
