@@ -519,5 +519,8 @@ def run(args: argparse.Namespace) -> None:
     shown = tables["layers"].pivot_table(index=["weights", "layer"], columns="factor", values="N_F")
     print(shown.to_string(), file=sys.stderr)
     print(tables["versions"].to_string(index=False), file=sys.stderr)
-    summary = tables["removal"].groupby(["layer", "order", "fraction"])["accuracy"].mean()
+    removal = tables["removal"]
+    # A model without classes has no accuracy: its summary is the family metric.
+    shown_column = "score" if removal["accuracy"].isna().all() else "accuracy"
+    summary = removal.groupby(["layer", "order", "fraction"])[shown_column].mean()
     print(summary.to_string(), file=sys.stderr)
