@@ -200,7 +200,7 @@ def test_null_model_dependent_settings_come_from_the_model_and_given_ones_win():
         ("masking", "threads"),
         ("cris", "shards"),
     ]
-    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (128, 48, 8, 1, 1)
+    assert resolved() == tuple(BY_MODEL[key]["demo"] for key in keys) == (96, 48, 8, 1, 1)
     config["model"]["checkpoint"] = "MCG-NJU/videomae-base-finetuned-kinetics"
     assert resolved() == tuple(BY_MODEL[key]["default"] for key in keys) == (4000, 1024, 20, 2, 2)
     config["cris"]["num_masks"], config["heads"]["num_masks"] = 64, 32

@@ -211,9 +211,10 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 # Defaults that depend on the model, taken where the config leaves the key null: the
 # paper's settings for real models, smaller ones for the tiny demo model, whose demo must
 # run in 2 minutes on 2 cores (docs/BENCHMARKS.md, "The demo's time").
-# - CRIS masks: the paper's 4,000. The demo's 128 keep its fidelity (CRIS areas 0.225 /
-#   0.888 against 0.219 / 0.883 at 192) at a less settled ranking (split-half Spearman
-#   0.37 against 0.46); see docs/ARCHITECTURE.md, "Choosing the defaults".
+# - CRIS masks: the paper's 4,000. The demo's 96 keep every fidelity check of its three
+#   models (CRIS beats occlusion and random in both orders, as at 128) at a less settled
+#   ranking (Spearman 0.76 to 0.86 against 128's); see docs/ARCHITECTURE.md, "Choosing
+#   the defaults".
 # - Head-CRIS masks: about 7 per head for a ViT-B's 144 heads, 4 per head for the demo's 16
 #   (64: with three demo models the demo stays within 3 minutes).
 # - Curve steps: 10 for the demo (its areas moved by 0.01 at most against 20).
@@ -229,7 +230,7 @@ def resolve_concepts(config: dict[str, Any]) -> dict[str, Any]:
 PAPER_PRUNING = {"A": -102, "K": 115, "C": 1, "Q": 1, "B": 0.0004, "nu": 1}
 
 BY_MODEL: dict[tuple[str, str], dict[str, Any]] = {
-    ("cris", "num_masks"): {"demo": 128, "default": 4000},
+    ("cris", "num_masks"): {"demo": 96, "default": 4000},
     ("cris", "shards"): {"demo": 1, "default": 2},
     ("heads", "num_masks"): {"demo": 48, "default": 1024},
     ("curves", "steps"): {"demo": 8, "default": 20},
