@@ -399,6 +399,25 @@ def code(stage: str) -> list[str]:
     return stage_sources(f"stages.{stage}")
 
 
+# Scheduling. Snakemake's greedy scheduler starts ready jobs by priority, then by the
+# size of their inputs: at equal priority the analyses that read every decoded clip
+# (heads, connectome, SAEs, static/dynamic) went first and the VTCD chain (tubelets to
+# curves, the run's longest path of jobs) last, so one core idled at the end while the
+# last model's CRIS and curves ran. The chain goes first; the other analyses fill the
+# cores around it. Within it, CRIS shards before occlusion (the gather waits for the
+# last shard), and each model's gather and curves, its last jobs, as soon as they can.
+CHAIN = [
+    "features",
+    "targets",
+    "tubelets",
+    "concepts",
+    "validation",
+    "units",
+    "occlusion",
+]
+PRIORITY = {**dict.fromkeys(CHAIN, 1), "cris": 2, "cris_gather": 3, "curves": 3}
+
+
 # Logs and benchmarks mirror the output paths.
 def log_path(stage: str, name: str) -> str:
     return f"{RESULTS}/logs/{stage}/{name}.log"

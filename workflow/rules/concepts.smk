@@ -10,6 +10,7 @@ rule concepts:
         log_path("concepts", "{concepts}/{group}"),
     benchmark:
         benchmark_path("concepts", "{concepts}/{group}")
+    priority: PRIORITY["concepts"]
     conda:
         ENV
     resources:
@@ -52,6 +53,7 @@ rule validation:
         log_path("validation", "{validation}"),
     benchmark:
         benchmark_path("validation", "{validation}")
+    priority: PRIORITY["validation"]
     conda:
         ENV
     resources:

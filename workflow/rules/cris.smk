@@ -11,8 +11,7 @@ rule cris:
         log_path("cris", "{cris}/shard-{cris_shard}"),
     benchmark:
         benchmark_path("cris", "{cris}/shard-{cris_shard}")
-    # All shards before other ready jobs (occlusion, say): the gather waits for the last.
-    priority: 1
+    priority: PRIORITY["cris"]
     conda:
         ENV
     threads: masking_threads("cris")
@@ -48,6 +47,7 @@ rule cris_gather:
         log_path("cris_gather", "{cris_gather}"),
     benchmark:
         benchmark_path("cris_gather", "{cris_gather}")
+    priority: PRIORITY["cris_gather"]
     conda:
         ENV
     resources:

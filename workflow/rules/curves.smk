@@ -19,9 +19,7 @@ rule curves:
         log_path("curves", "{curves}"),
     benchmark:
         benchmark_path("curves", "{curves}")
-    # A model's last job, before any other ready one: each model's curves run while the
-    # next model's jobs do (at two threads they waited for one another at the end).
-    priority: 2
+    priority: PRIORITY["curves"]
     conda:
         ENV
     threads: masking_threads("curves")

@@ -10,6 +10,7 @@ rule features:
         log_path("features", "{features}/shard-{shard}"),
     benchmark:
         benchmark_path("features", "{features}/shard-{shard}")
+    priority: PRIORITY["features"]
     conda:
         ENV
     threads: lambda wc: model_of("features")(wc).feature_threads

@@ -11,6 +11,7 @@ rule occlusion:
         log_path("occlusion", "{occlusion}"),
     benchmark:
         benchmark_path("occlusion", "{occlusion}")
+    priority: PRIORITY["occlusion"]
     conda:
         ENV
     threads: masking_threads("occlusion")

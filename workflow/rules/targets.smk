@@ -11,6 +11,7 @@ rule targets:
         log_path("targets", "{targets}"),
     benchmark:
         benchmark_path("targets", "{targets}")
+    priority: PRIORITY["targets"]
     conda:
         ENV
     threads: masking_threads("targets")

@@ -12,6 +12,7 @@ rule tubelets:
         log_path("tubelets", "{tubelets}/shard-{shard}"),
     benchmark:
         benchmark_path("tubelets", "{tubelets}/shard-{shard}")
+    priority: PRIORITY["tubelets"]
     conda:
         ENV
     resources:

@@ -9,6 +9,7 @@ rule units:
         log_path("units", "{units}"),
     benchmark:
         benchmark_path("units", "{units}")
+    priority: PRIORITY["units"]
     conda:
         ENV
     resources:
