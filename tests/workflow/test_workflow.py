@@ -569,16 +569,21 @@ def test_workflow_passes_lint_and_format_checks(tmp_path):
 def test_a_second_model_runs_only_its_own_stages_and_rosetta_matches_it_to_its_copy(
     finished_run, tmp_path
 ):
-    """Adding a copy of the model (same checkpoint and settings, another name) plans only
-    the copy's stages, Rosetta and the report (decode stores are shared), and Rosetta
-    finds every important concept of the model in its copy with R-score 1. Removing the
-    copy again plans only the report, which is the first run's, back."""
+    """Adding a copy of the model (same checkpoint and VTCD settings, another name, its
+    other analyses switched off for it alone) plans only the copy's stages, Rosetta and
+    the report (decode stores are shared), and Rosetta finds every important concept of
+    the model in its copy with R-score 1. Removing the copy again plans only the report,
+    which is the first run's, back."""
     run = copy_run(finished_run, tmp_path / "run")
-    both = {"demo": {"checkpoint": "demo"}, "copy": {"checkpoint": "demo"}}
-    write_config(run, models=both)
+    off = {"enabled": False}
+    analyses = ("straightening", "static_dynamic", "connectome", "sae")
+    copy = {"checkpoint": "demo", **dict.fromkeys(analyses, off)}
+    write_config(run, models={"demo": {"checkpoint": "demo"}, "copy": copy})
     plan = dry_run(run)
-    assert plan.jobs["features"] == 4 and plan.jobs["rosetta"] == 1 and plan.jobs["report"] == 1
+    # the natural videos' two feature shards (the manipulated ones are straightening's)
+    assert plan.jobs["features"] == 2 and plan.jobs["rosetta"] == 1 and plan.jobs["report"] == 1
     assert "decode" not in plan.jobs and "demo_data" not in plan.jobs
+    assert not set(plan.jobs) & {*analyses, "sae_metrics", "detector"}
     model_outputs = [
         p
         for job in plan.job_list
