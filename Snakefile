@@ -58,6 +58,7 @@ rule all:
 
 
 onstart:
+    cancel_rescheduling_timers_at_exit()
     if use_jobserver():
         jobserver.start(Path(RESULTS) / "logs" / "jobserver.log")
 

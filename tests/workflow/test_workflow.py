@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from helpers import (
     messages,
     planned,
     run_snakemake,
+    snakemake_command,
+    snakemake_env,
     write_config,
 )
 
@@ -288,6 +291,25 @@ def test_single_stage_can_be_targeted(finished_run, tmp_path):
     store = next((finished_run / "results" / "decode").glob("*/vid0003.zarr"))
     target = str(store.relative_to(finished_run))
     assert planned(tmp_path, target) == {"decode": 1, "demo_data": 1, "total": 2}
+
+
+def test_a_run_exits_as_soon_as_its_last_job_is_done(tmp_path):
+    """Snakemake's scheduler arms a re-scheduling timer (not a daemon thread) after every
+    round, which the profile lengthens to 30 s (max-jobs-per-timespan) so that the
+    timers stop multiplying; those left are cancelled when the run ends, not waited for."""
+    write_config(tmp_path)
+    cmd = snakemake_command(tmp_path, "--until", "decode")
+    with subprocess.Popen(
+        cmd, cwd=tmp_path, env=snakemake_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    ) as process:  # fmt: skip
+        done = None
+        for line in process.stdout:
+            if line.startswith("Elapsed time:"):  # Snakemake's last words
+                done = time.monotonic()
+        code = process.wait()
+    assert code == 0 and done is not None
+    assert time.monotonic() - done < 3
 
 
 def test_default_profile_is_picked_up(finished_run, tmp_path):

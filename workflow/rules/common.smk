@@ -2,6 +2,7 @@ import json
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -853,6 +854,29 @@ def use_jobserver() -> bool:
     }
     gpus = any(job_gpus(device) for device in devices)
     return config["jobserver"] and workflow.local_exec and not gpus
+
+
+def cancel_rescheduling_timers_at_exit() -> None:
+    """Let the process exit as soon as its main thread ends, however the run ends.
+
+    Every scheduling round arms a `threading.Timer` (not a daemon) that starts another
+    round after the rate limiter's timespan; the profiles lengthen it to 30 s (their
+    max-jobs-per-timespan) so that those timers stop multiplying into thousands of
+    rounds. Python waits for non-daemon threads once the main thread is done: this daemon
+    thread then cancels the timers left (nothing else in a Snakemake process runs a
+    `threading.Timer`). Not in `onsuccess`/`onerror` alone: Snakemake can fail between
+    its last round and those (a full disk, say).
+    """
+
+    def cancel() -> None:
+        threading.main_thread().join()
+        for thread in threading.enumerate():
+            if isinstance(thread, threading.Timer):
+                thread.cancel()
+
+    threading.Thread(
+        target=cancel, name="cancel-rescheduling-timers", daemon=True
+    ).start()
 
 
 RUNTIME_ARGS = (
