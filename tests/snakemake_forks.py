@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,12 +31,18 @@ def _serve(path: str) -> None:
     import snakemake.cli  # the import every request would otherwise pay
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(8)
+    listener.settimeout(1)
     print("ready", flush=True)
-    while True:
-        conn, _ = listener.accept()
+    while os.getppid() == parent:  # a pytest killed outright leaves no server behind
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
         if os.fork():
             conn.close()
             continue
@@ -64,13 +71,15 @@ def _socket() -> Path:
     global _server
     with _lock:
         if _server is None or _server[0].poll() is not None:
-            path = Path(tempfile.mkdtemp(prefix="snakemake-forks-")) / "sock"
+            folder = tempfile.mkdtemp(prefix="snakemake-forks-")
+            path = Path(folder) / "sock"
             process = subprocess.Popen(
                 [sys.executable, __file__, str(path)], stdout=subprocess.PIPE, text=True
             )
             if process.stdout.readline().strip() != "ready":
                 raise RuntimeError("the dry-run server did not start")
-            atexit.register(process.kill)
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            atexit.register(process.kill)  # runs first
             _server = process, path
         return _server[1]
 
