@@ -57,10 +57,10 @@ def run_snakemake(
 ) -> subprocess.CompletedProcess:
     """Snakemake on the repository's Snakefile in ``workdir`` with its ``config.yaml``."""
     cmd = snakemake_command(workdir, *args, configfile=configfile, cores=cores)
+    env = snakemake_env(env)
     if "-n" in args and timeout is None:  # a dry run: forked, without Snakemake's import
-        result = snakemake_forks.run(cmd[len(SNAKEMAKE) :], workdir, snakemake_env(env))
+        result = snakemake_forks.run(cmd[len(SNAKEMAKE) :], workdir, env)
     else:
-        env = snakemake_env(env)
         result = subprocess.run(
             cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=timeout
         )

@@ -106,13 +106,12 @@ def distinct_masks(
     local = local.reshape(unit_tokens.shape)
     if present[0] < 0:  # tokens of no unit
         present, local = present[1:], local - 1
-    _, first, inverse = np.unique(
-        np.asarray(masks)[:, present], axis=0, return_index=True, return_inverse=True
-    )
+    restricted = np.asarray(masks)[:, present]
+    _, first, inverse = np.unique(restricted, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    return np.asarray(masks)[first[order]][:, present], position[inverse.ravel()], local
+    return restricted[first[order]], position[inverse.ravel()], local
 
 
 @dataclass
