@@ -15,11 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from videoconcepts import jobserver
+from videoconcepts import jobclient, jobserver
 from videoconcepts.stores.base import IncompleteStoreError, open_store
 
 COMMAND = str(Path(sys.executable).parent / "videoconcepts")
-SERVED = jobserver.SERVED
+SERVED = jobclient.SERVED
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -29,7 +29,7 @@ def server(tmp_path_factory) -> Iterator[psutil.Process]:
     """A server started as Snakemake's ``onstart`` starts it, ready to take jobs."""
     log = tmp_path_factory.mktemp("server") / "jobserver.log"
     jobserver.start(log)
-    path = Path(os.environ[jobserver.SOCKET_ENV])
+    path = Path(os.environ[jobclient.SOCKET_ENV])
     deadline = time.monotonic() + 120
     while not path.exists():
         assert time.monotonic() < deadline, log.read_text()
@@ -60,7 +60,7 @@ def demo_data(out: Path, videos_per_event: int = 1, **kwargs) -> subprocess.Pope
 
 def test_a_served_job_writes_what_it_writes_alone(server, tmp_path):
     served = demo_data(tmp_path / "served", cwd=tmp_path)
-    alone = demo_data(tmp_path / "alone", env={jobserver.SOCKET_ENV: ""})
+    alone = demo_data(tmp_path / "alone", env={jobclient.SOCKET_ENV: ""})
     (_, err), (_, alone_err) = served.communicate(60), alone.communicate(60)
     assert served.returncode == alone.returncode == 0, err + alone_err
     assert SERVED in err and SERVED not in alone_err
@@ -85,7 +85,7 @@ def test_an_interpreter_the_server_does_not_run_runs_the_job_alone(server, tmp_p
     alone = demo_data(tmp_path / "out", env={"PYTHONPATH": str(tmp_path)})
     _, err = alone.communicate(60)
     assert alone.returncode == 0 and SERVED not in err
-    missing = demo_data(tmp_path / "out2", env={jobserver.SOCKET_ENV: str(tmp_path / "no")})
+    missing = demo_data(tmp_path / "out2", env={jobclient.SOCKET_ENV: str(tmp_path / "no")})
     _, err = missing.communicate(60)
     assert missing.returncode == 0 and SERVED not in err
 

@@ -1,3 +1,3 @@
-from videoconcepts.cli import main
+from videoconcepts.jobclient import main
 
 main()

@@ -1,4 +1,5 @@
-"""Command line entry points the workflow rules call: ``videoconcepts <stage> ...``.
+"""The stages' command line, ``videoconcepts <stage> ...``, which the workflow rules call
+(the command itself is :func:`videoconcepts.jobclient.main`).
 
 Built from the stage modules themselves (``videoconcepts.stages``): each declares its
 ``HELP``, ``add_arguments`` and ``run``, and its module name is the subcommand, the rule
@@ -14,7 +15,7 @@ import pkgutil
 import sys
 from types import ModuleType
 
-from videoconcepts import jobserver, stages
+from videoconcepts import stages
 
 
 def stage_names() -> list[str]:
@@ -48,18 +49,3 @@ def run(argv: list[str]) -> None:
         args.run(args)
     except StoreError as err:  # the message names the file and the problem
         sys.exit(f"videoconcepts {args.command}: error: {err}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The command: handed to the run's job server where there is one (a local
-    Snakemake run), else run here."""
-    argv = sys.argv[1:] if argv is None else argv
-    code = jobserver.hand_off(argv)
-    if code is None:
-        run(argv)
-    elif code:
-        sys.exit(code)
-
-
-if __name__ == "__main__":
-    main()

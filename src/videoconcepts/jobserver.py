@@ -4,11 +4,12 @@ Every model-running job spends most of its start-up importing torch and transfor
 (about 6.6 s of a 9 s targets job on the 2-core CPU of docs/BENCHMARKS.md); a run has
 dozens of jobs. In a local run Snakemake starts one server (``onstart``) that imports
 the third-party libraries once and then waits on a Unix socket; each ``videoconcepts
-<stage>`` command connects, hands over its argv, working folder, environment and its
-stdin/stdout/stderr, and the server forks a child that runs the stage as the command
-would have. The command waits, forwards the signals it gets to the child and exits with
-the child's status, so Snakemake, the job's log and a kill see an ordinary job. The
-server imports none of videoconcepts' own modules: an edited stage runs as edited.
+<stage>`` command (:mod:`videoconcepts.jobclient`) connects, hands over its argv,
+working folder, environment and its stdin/stdout/stderr, and the server forks a child
+that runs the stage as the command would have. The command waits, forwards the signals
+it gets to the child and exits with the child's status, so Snakemake, the job's log and
+a kill see an ordinary job. The server imports no stage or method of videoconcepts (only
+the client's protocol): an edited stage runs as edited.
 
 Where anything differs (no server, another interpreter or ``PYTHONPATH``, a server
 that is not ready yet) the command simply runs in its own process. Checked instead of
@@ -26,16 +27,13 @@ import selectors
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
 from pathlib import Path
 
-SOCKET_ENV = "VIDEOCONCEPTS_JOBSERVER"
-SERVED = "ran in job server child"  # the line a served job's log starts its summary with
+from videoconcepts.jobclient import HEADER, PID, SOCKET_ENV, STATUS, identity, receive
 
 # Third-party modules the stages import; one that is not installed is left out.
 PRELOAD = (
@@ -69,15 +67,6 @@ PRELOAD = (
 # The server computes nothing: one thread for every math library, so it holds no
 # worker threads that a fork would copy half-way; each child sets the job's own count.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-HEADER = struct.Struct("!Q")  # request length
-PID = struct.Struct("!q")  # 0: run it yourself
-STATUS = struct.Struct("!qddq")  # exit code (-N: killed by signal N), user s, system s, RSS KiB
-
-
-def identity() -> dict[str, str | None]:
-    """What must match for a child of the server to run the same code as the command."""
-    return {"prefix": sys.prefix, "pythonpath": os.environ.get("PYTHONPATH")}
 
 
 # ---------------------------------------------------------------------- Snakemake's side
@@ -116,61 +105,6 @@ def stop() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-# ------------------------------------------------------------------------------ client
-
-
-def hand_off(argv: Sequence[str]) -> int | None:
-    """Run ``videoconcepts argv`` in a child of the run's server and return its exit code
-    (as a shell gives it: 128 + N for signal N); None where no server takes the job."""
-    path = os.environ.get(SOCKET_ENV)
-    if not path or not hasattr(socket, "send_fds"):
-        return None
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(path)
-        request = json.dumps(
-            {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), **identity()}
-        ).encode()
-        socket.send_fds(conn, [HEADER.pack(len(request))], [0, 1, 2])
-        conn.sendall(request)
-        reply = _read(conn, PID.size)
-    except OSError:  # no server, or it went before the job started: nothing ran
-        conn.close()
-        return None
-    if reply is None or (pid := PID.unpack(reply)[0]) == 0:
-        conn.close()
-        return None
-
-    def forward(sig: int, frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):  # it ended, its status is on its way
-            os.kill(pid, sig)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, forward)
-    status = _read(conn, STATUS.size)
-    conn.close()
-    if status is None:
-        print(f"videoconcepts: the job server ended while job {pid} ran", file=sys.stderr)
-        return 1
-    code, user, system, rss = STATUS.unpack(status)
-    print(
-        f"videoconcepts: {SERVED} {pid}: CPU {user + system:.1f} s, max RSS {rss / 1024:.0f} MiB",
-        file=sys.stderr,
-    )
-    return 128 - code if code < 0 else code
-
-
-def _read(conn: socket.socket, size: int) -> bytes | None:
-    """Exactly ``size`` bytes, or None at end of stream."""
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 # ------------------------------------------------------------------------------ server
@@ -240,7 +174,7 @@ def _start(conn: socket.socket, selector: selectors.BaseSelector) -> int:
     conn.settimeout(10)
     try:
         header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 3)
-        body = _read(conn, HEADER.unpack(header)[0]) if len(header) == HEADER.size else None
+        body = receive(conn, HEADER.unpack(header)[0]) if len(header) == HEADER.size else None
         request = json.loads(body) if body else None
     except (OSError, ValueError):
         request = None

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from videoconcepts.cli import main as cli_main
 from videoconcepts.demo.synthetic import (
     DEFECTS,
     EVENTS,
@@ -17,6 +16,7 @@ from videoconcepts.demo.synthetic import (
     render_video,
     write_mp4,
 )
+from videoconcepts.jobclient import main as cli_main
 from videoconcepts.stores.base import open_store
 
 SEEDS = range(6)

@@ -24,6 +24,7 @@ from videoconcepts.models import load_adapter
 from videoconcepts.models.dinov2 import negative_curvature
 from videoconcepts.models.masking import TokenMasker
 from videoconcepts.models.random_checkpoints import CLASSES, model_options, save_random
+from videoconcepts.models.scorer import MaskingSettings, MaskScorer
 from videoconcepts.plan.checkpoints import MissingCheckpointError
 from videoconcepts.plan.families import FAMILIES, resolve_model
 from videoconcepts.stages.connectome import concept_objective, lower_gradients, score_objective
@@ -617,3 +618,45 @@ def test_pretraining_scores_a_repeated_clip_as_the_clip_alone(tmp_path, ratio):
     torch.testing.assert_close(repeated, copies, rtol=1e-5, atol=1e-6)
     assert repeated[0].item() == pytest.approx(pair[1].item(), rel=1e-5)
     assert pair[0] != pair[1]  # the clips differ, so a target from the wrong clip shows
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_the_scorer_runs_the_layers_below_the_first_masked_one_once(
+    family_adapter, mode, monkeypatch
+):
+    """Units in every layer, masked alone, in pairs and not at all: the scorer's outputs
+    are those of the full batch run, and where the family shares the layers below a
+    mask, the first layer sees one row for each batch whose masks start higher up."""
+    family, adapter = family_adapter
+    n_layers, heads, n = adapter.num_layers, adapter.num_heads, adapter.grid.size
+    tokens = np.full((n_layers, heads, n), -1)
+    for layer in range(n_layers):  # units 2l and 2l+1: halves of two heads of layer l
+        tokens[layer, layer % heads, : n // 2] = 2 * layer
+        tokens[layer, (layer + 1) % heads, n // 2 :] = 2 * layer + 1
+    single = np.eye(2 * n_layers, dtype=bool)
+    masks = np.concatenate([single, single[1:] | single[-1], np.zeros((1, 2 * n_layers), bool)])
+    settings = MaskingSettings(str(adapter.spec.checkpoint), mode, "keys", "logit", "auto")
+    frames = clips(adapter, 1)[0].numpy()
+
+    def run(masks: np.ndarray) -> tuple[torch.Tensor, int]:
+        rows = []
+        hook = adapter.block(0).register_forward_pre_hook(lambda m, a: rows.append(len(a[0])))
+        try:
+            with MaskScorer(adapter, range(n_layers), settings, batch_size=4) as scorer:
+                return scorer.logits(frames, tokens, masks), sum(rows)
+        finally:
+            hook.remove()
+
+    counted = np.concatenate([single, masks[-1:]])  # single units and the empty mask
+    (shared, _), (_, shared_rows) = run(masks), run(counted)
+    monkeypatch.setattr(type(adapter), "shares_prefix", False)
+    (full, _), (_, full_rows) = run(masks), run(counted)
+    torch.testing.assert_close(shared, full, atol=2e-5, rtol=1e-5)
+    changed = (shared - shared[-1]).abs().amax(1)[:-1]  # against the unmasked clip
+    # Zeroing keys barely moves a random model's attention logits above its first layer
+    # (TimeSformer's last layer: by 1e-7); removing tokens moves every mask's output.
+    assert (changed if mode == "remove" else changed[:2]).min() > 1e-5
+    per_clip = full_rows // len(counted)  # sequences a clip (frames, for per-frame models)
+    # Layer 0's rows: both units of layer 0 in one batch, then one row for each layer
+    # above and one for the empty mask.
+    assert shared_rows == (full_rows if family == "xclip" else per_clip * (n_layers + 2))

@@ -145,3 +145,28 @@ def test_the_scorer_sends_each_distinct_intervention_once(adapter, clip):
             token_masks[row] |= torch.from_numpy(tokens == unit)
     alone = masked_logits(adapter, clip, token_masks, "remove")
     torch.testing.assert_close(out, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_the_scorer_runs_the_layers_below_its_first_masked_layer_once(adapter, clip):
+    """Units of layer 1 only: layer 0 sees one copy of the clip a batch, and every row
+    is what its mask gives in a full batch."""
+    n_tokens = adapter.grid.size
+    tokens = np.full((1, adapter.num_heads, n_tokens), -1)
+    for unit in range(3):
+        tokens[0, unit, : n_tokens // (unit + 2)] = unit
+    masks = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 0]], bool)
+    settings = MaskingSettings(str(adapter.spec.checkpoint), "remove", "keys", "logit", "auto")
+    rows = []
+    hook = adapter.block(0).register_forward_pre_hook(lambda m, a: rows.append(len(a[0])))
+    try:
+        with MaskScorer(adapter, (1,), settings, batch_size=2) as scorer:
+            out = scorer.logits(clip[0].numpy(), tokens, masks)
+    finally:
+        hook.remove()
+    assert rows == [1, 1, 1]  # two batches of masks and the empty mask
+    token_masks = torch.zeros(len(masks), len(LAYERS), adapter.num_heads, n_tokens, dtype=bool)
+    for row, mask in enumerate(masks):
+        for unit in np.flatnonzero(mask):
+            token_masks[row, 1] |= torch.from_numpy(tokens[0] == unit)
+    torch.testing.assert_close(out, masked_logits(adapter, clip, token_masks, "remove"))
+    assert not torch.allclose(out[0], out[3]) and not torch.allclose(out[1], out[2])

@@ -17,8 +17,8 @@ import pytest
 from helpers import defaults, tubelet_settings
 from skimage.transform import resize
 
-from videoconcepts.cli import main
 from videoconcepts.demo.synthetic import generate_dataset
+from videoconcepts.jobclient import main
 from videoconcepts.methods.decoding import DecodeSettings
 from videoconcepts.stages.concepts import ConceptSettings, write_concept_store
 from videoconcepts.stages.decode import write_decode_store

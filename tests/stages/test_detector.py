@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from helpers import cpu, decode_all
 
-from videoconcepts.cli import main
 from videoconcepts.demo.synthetic import generate_dataset
+from videoconcepts.jobclient import main
 from videoconcepts.plan.samples import detection_labels
 from videoconcepts.stages.detector import CV_COLUMNS, DetectorSettings, detector
 from videoconcepts.stages.features import FeatureSettings, write_feature_store

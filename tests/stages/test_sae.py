@@ -18,8 +18,8 @@ import pytest
 import torch
 from helpers import cpu, decode_all
 
-from videoconcepts.cli import main
 from videoconcepts.demo.synthetic import generate_dataset
+from videoconcepts.jobclient import main
 from videoconcepts.stages.features import FeatureSettings, write_feature_store
 from videoconcepts.stages.sae import SaeSettings, holdout_split, sae
 from videoconcepts.stages.sae_metrics import SaeMetricsSettings, sae_metrics

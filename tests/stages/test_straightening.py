@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from videoconcepts.cli import main
+from videoconcepts.jobclient import main
 from videoconcepts.stages.straightening import StraighteningSettings, straightening
 from videoconcepts.stores.base import atomic_store, write_array
 from videoconcepts.stores.straightening import COLUMNS, PIXELS, open_straightening

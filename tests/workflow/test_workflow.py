@@ -29,7 +29,7 @@ from helpers import (
     write_config,
 )
 
-from videoconcepts.jobserver import SERVED
+from videoconcepts.jobclient import SERVED
 from videoconcepts.plan.sources import ROOT
 from videoconcepts.stores.base import open_store
 from videoconcepts.stores.decode import decode_status

@@ -82,6 +82,10 @@ class ModelAdapter(ABC):
     attention_interface: bool = True
     # The three projections share one fused module (TimeSformer's qkv).
     fused_qkv: bool = False
+    # The model's layers take their batch from the hidden states alone and nothing after
+    # the encoder reads the input's batch size: the masked scorers may run the layers
+    # below the first masked one on one copy of a clip and repeat its hidden states.
+    shares_prefix: bool = True
 
     def __init__(
         self,

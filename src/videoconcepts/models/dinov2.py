@@ -58,7 +58,8 @@ class Dinov2Adapter(ModelAdapter):
     def outputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 1): the straightness of each clip's CLS path, from (B, T, 3, H, W)."""
         cls = self.model(pixel_values=pixels.flatten(0, 1)).pooler_output
-        return negative_curvature(cls.unflatten(0, pixels.shape[:2]).float())[:, None]
+        # (-1, T), not the input's batch: the masked scorers may repeat the hidden states.
+        return negative_curvature(cls.unflatten(0, (-1, pixels.shape[1])).float())[:, None]
 
     def patch_tokens(self, raw: torch.Tensor, kind: str, batch: int) -> torch.Tensor:
         """(B*T, 1 + H'W', width) per frame to (B, T'H'W', width)."""

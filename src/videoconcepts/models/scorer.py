@@ -9,7 +9,8 @@ which only reduce scores never import the model code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,24 +70,60 @@ class MaskScorer:
         """Model output (K, classes) of one clip (T, H, W, 3) under each of K masks.
 
         Masks that agree on the clip's own units are one intervention and go through the
-        model once (the first and last steps of every removal order, for instance).
+        model once (the first and last steps of every removal order, for instance). The
+        layers below a batch's first masked layer compute the same thing in every row:
+        where the family allows, they run once, on the clip alone (:func:`shared_prefix`).
         """
         adapter = self.adapter
         device = adapter.device
         pixels = adapter.preprocess(torch.from_numpy(np.asarray(frames))[None])
         distinct, inverse, local = distinct_masks(unit_tokens, masks)
+        # Batches group masks by their first masked layer (one group where nothing is shared).
+        onset = first_masked_layer(local, distinct) * adapter.shares_prefix
         # Unit id + 1 indexes a mask row padded with "not masked" at 0 (tokens of no unit).
         index = torch.as_tensor(local + 1, dtype=torch.long, device=device)
-        out = []
-        for start in range(0, len(distinct), self.batch_size):
-            rows = torch.as_tensor(distinct[start : start + self.batch_size], device=device)
-            padded = torch.nn.functional.pad(rows, (1, 0), value=False)
-            self.masker.set(padded[:, index])  # (B, layers, heads, N), built on the device
-            with adapter.autocast():
-                batch = pixels.expand(len(rows), *pixels.shape[1:])
-                out.append(adapter.outputs(batch).float())
+        order = np.argsort(onset, kind="stable")
+        parts, done = [], []
+        for layer in np.unique(onset):
+            group = order[onset[order] == layer]
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start : start + self.batch_size]
+                rows = torch.as_tensor(distinct[chunk], device=device)
+                padded = torch.nn.functional.pad(rows, (1, 0), value=False)
+                self.masker.set(padded[:, index])  # (B, layers, heads, N), built on the device
+                with adapter.autocast(), self.shared_prefix(int(layer), len(chunk)) as batch:
+                    logits = adapter.outputs(pixels.expand(batch, *pixels.shape[1:])).float()
+                parts.append(logits.expand(len(chunk), -1))
+                done.append(chunk)
         self.masker.set(None)
-        return torch.cat(out)[torch.as_tensor(inverse, device=device)]
+        position = np.empty(len(distinct), dtype=int)  # each distinct mask's row in parts
+        position[np.concatenate(done)] = np.arange(len(distinct))
+        return torch.cat(parts)[torch.as_tensor(position[inverse], device=device)]
+
+    @contextmanager
+    def shared_prefix(self, onset: int, rows: int) -> Iterator[int]:
+        """Run the model's input and the layers below masked layer ``onset`` (an index
+        into the masked layers; their number: nothing masked) on one copy of the clip,
+        then repeat the hidden states ``rows`` times into the first masked layer. Yields
+        the batch size to feed the model."""
+        layers = self.masker.layers
+        if not self.adapter.shares_prefix or (onset < len(layers) and layers[onset] == 0):
+            yield rows
+            return
+        if onset == len(layers):  # nothing masked: one row is every row
+            yield 1
+            return
+
+        def repeat(_module, args, kwargs):
+            hidden = args[0]
+            return (hidden.repeat(rows, *[1] * (hidden.dim() - 1)), *args[1:]), kwargs
+
+        block = self.adapter.block(layers[onset])
+        handle = block.register_forward_pre_hook(repeat, with_kwargs=True)
+        try:
+            yield 1
+        finally:
+            handle.remove()
 
     def scores(
         self, frames: np.ndarray, unit_tokens: np.ndarray, masks: np.ndarray, target: int
@@ -94,6 +131,17 @@ class MaskScorer:
         logits = self.logits(frames, unit_tokens, masks)
         targets = torch.full((len(logits),), target, device=logits.device)
         return self.metric(logits, targets).cpu().numpy()
+
+
+def first_masked_layer(local: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """For each row of ``masks`` (K, U) over the units numbered in ``local`` (layers,
+    heads, N), the index of the first layer holding a masked unit; len(layers) for a row
+    that masks nothing."""
+    n_layers = len(local)
+    layer_of = np.full(masks.shape[1], n_layers)
+    where = np.nonzero(local >= 0)
+    np.minimum.at(layer_of, local[where], where[0])
+    return np.where(masks, layer_of, n_layers).min(1, initial=n_layers)
 
 
 def distinct_masks(

@@ -62,6 +62,11 @@ class VideoMAEPretrainingAdapter(VideoMAEAdapter):
     def class_names(self) -> list[str]:
         return ["reconstruction"]
 
+    @property
+    def shares_prefix(self) -> bool:
+        """Hidden tokens are chosen per row of the input's batch."""
+        return not self.hidden_sets
+
     def feature_forward(self, pixels: torch.Tensor) -> torch.Tensor | None:
         """With nothing hidden the scored pass runs the encoder on every token, so the
         hooks read it there (one encoder pass, not two); with hidden tokens that pass

@@ -23,6 +23,7 @@ class XCLIPAdapter(ModelAdapter):
     attention_path = "self_attn"
     projection_paths = {"keys": "k_proj", "queries": "q_proj", "values": "v_proj"}
     output_path = "self_attn.out_proj"
+    shares_prefix = False  # the video embedding is reshaped by the input's batch size
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
