@@ -164,6 +164,23 @@ def test_pyav_frames_equal_decords_across_codecs_sizes_and_resizing(video_dir, t
     assert compared == 18
 
 
+@pytest.mark.skipif(not find_spec("decord"), reason="decord is not installed")
+@pytest.mark.parametrize("size", [48, 72])
+def test_sizes_decord_cannot_give_are_decoded_by_pyav(tmp_path, size):
+    """decord returns four channels at these widths and fails to copy them (dmlc/decord#336)
+    on a sound video: the clip comes from PyAV, identical to asking PyAV, and says so."""
+    import decord
+
+    path = tmp_path / "demo.mp4"
+    write_mp4(path, _textured(24, 64, 64, seed=2), fps=24)
+    with pytest.raises(decord.DECORDError, match="size must exactly match"):
+        decord.VideoReader(str(path), width=size, height=size).get_batch([0]).asnumpy()
+    settings = DecodeSettings(8, 2, "center", size, "index", None)
+    clip, pyav = (decode_clip(path, settings, b) for b in ("decord", "pyav"))
+    assert clip.frames.shape == (8, size, size, 3) and clip.backend == "pyav"
+    np.testing.assert_array_equal(clip.frames, pyav.frames)
+
+
 def _vfr_video(path):
     """30 frames whose red channel is the frame index x 8; the first 20 are 1/40 s apart,
     the last 10 1/4 s apart (timestamps in 1/1000 s)."""

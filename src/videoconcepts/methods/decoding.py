@@ -7,8 +7,10 @@ backends, resized (short side to ``size``, aspect kept) and centre-cropped to ``
 FFmpeg's ``scale=W:H`` filter, whose default in the FFmpeg decord bundles (4.1) is
 bilinear, so the PyAV backend runs the same filter with ``flags=bilinear`` in its own
 filter graph (tested bit for bit). The backend is therefore a runtime option, not a
-setting that shapes results. decord is optional: it has no wheels for macOS on Apple
-silicon or Linux aarch64.
+setting that shapes results, and a clip decord fails on is decoded by PyAV (recorded as
+its backend), which names the damage where the file is damaged: decord also fails on
+sound files at some output widths (48 and 72 px). decord is optional: it has no wheels
+for macOS on Apple silicon or Linux aarch64.
 """
 
 from __future__ import annotations
@@ -196,14 +198,17 @@ def probe(path: Path) -> Probe:
         )
 
 
-def _decode_decord(path: Path, indices: np.ndarray, height: int, width: int) -> np.ndarray:
+def _decode_decord(path: Path, indices: np.ndarray, height: int, width: int) -> np.ndarray | None:
+    """The sampled frames, or None where decord fails: on damaged files, and on sound
+    ones at some output sizes (48 or 72 px wide: four channels come back and the copy
+    fails, dmlc/decord#336), so the caller asks PyAV, which names the damage if any."""
     import decord
 
     try:
         reader = decord.VideoReader(str(path), width=width, height=height, num_threads=1)
         return reader.get_batch(indices.tolist()).asnumpy()
-    except (decord.DECORDError, RuntimeError) as err:
-        raise BadVideoError(path, f"corrupt or truncated video data ({_reason(err)})") from err
+    except (decord.DECORDError, RuntimeError):
+        return None
 
 
 def _resize_graph(
@@ -264,9 +269,9 @@ def decode_clip(path: str | Path, settings: DecodeSettings, backend: Backend) ->
     except ValueError as err:
         raise BadVideoError(path, str(err)) from err
     new_h, new_w = resized_shape(info.height, info.width, settings.size)
-    if backend == "decord":
-        frames = _decode_decord(path, indices, new_h, new_w)
-    else:
+    frames = _decode_decord(path, indices, new_h, new_w) if backend == "decord" else None
+    if frames is None:
+        backend = "pyav"  # the same frames, bit for bit (module docstring)
         try:
             frames = _decode_pyav(path, indices, new_h, new_w)
         except av.FFmpegError as err:
