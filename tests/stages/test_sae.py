@@ -140,7 +140,7 @@ def test_a_killed_sae_job_resumes_to_the_weights_of_an_uninterrupted_one(demo, t
 
     def command(name: str) -> list[str]:
         return [
-            sys.executable, "-m", "videoconcepts.cli", "sae", "--name", "videomae",
+            sys.executable, "-m", "videoconcepts", "sae", "--name", "videomae",
             "--out", str(tmp_path / f"{name}.zarr"), "--history", str(tmp_path / f"{name}.tsv"),
             "--settings", settings, "--checkpoint-every", "50", "--device", "cpu",
             "--precision", "float32", "--threads", "1", *shards,
