@@ -150,7 +150,7 @@ def test_a_killed_sae_job_resumes_to_the_weights_of_an_uninterrupted_one(demo, t
     killed = subprocess.Popen(command("killed"), env=env, stderr=subprocess.PIPE, text=True)
     checkpoint = tmp_path / "killed.zarr.checkpoint.pt"
     deadline = time.monotonic() + 120
-    while not checkpoint.exists() and time.monotonic() < deadline:
+    while not checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # past the first checkpoint, mid-way to the next
     killed.send_signal(signal.SIGKILL)
