@@ -193,10 +193,14 @@ def defaults(section: str) -> dict:
 
 def proposal_settings(**overrides):
     """ProposalSettings from the schema's tubelet defaults (the method's own parameters),
-    on the feature grid itself (no upsampling) and with VideoMAE's compactness unless given."""
+    on the feature grid itself (no upsampling), with VideoMAE's compactness and the
+    segments of a model that is not a demo model unless given."""
     from videoconcepts.methods.proposals import ProposalSettings
+    from videoconcepts.plan.settings import BY_MODEL
 
-    values = {**defaults("tubelets"), "compactness": 0.1, "upsample": (1, 1, 1), **overrides}
+    segments = BY_MODEL[("tubelets", "n_segments")]["default"]
+    values = {**defaults("tubelets"), "n_segments": segments, "compactness": 0.1}
+    values = {**values, "upsample": (1, 1, 1), **overrides}
     other = ("n_crops", "seed") if values["method"] == "slic" else ("n_segments", "compactness")
     for key in (*other, "head_kind"):
         values.pop(key)
@@ -228,7 +232,7 @@ def decode_all(root: Path, table, decode=None) -> list[str]:
     from videoconcepts.stages.decode import write_decode_store
 
     decode = decode or DecodeSettings(
-        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index", window=None
+        num_frames=16, frame_stride=2, clip_start="center", size=48, sampling="index", window=None
     )
     stores = []
     for path, video_id in zip(table["path"], table["id"], strict=True):
@@ -246,8 +250,8 @@ def cpu(batch_size: int):
 
 # The planted units of the masking stages' tests (tests/stages/conftest.py): unit 0 covers
 # every token of the 4-layer, 4-head demo model, unit 7 no token in any video.
-GRID = (8, 8, 8)
-N_TOKENS, N_LAYERS, N_HEADS = 512, 4, 4
+GRID = (8, 6, 6)
+N_TOKENS, N_LAYERS, N_HEADS = 288, 4, 4
 PLANTED, ABSENT = 0, 7
 
 

@@ -49,7 +49,7 @@ def test_decode_defaults_come_from_the_model():
         "num_frames": 16,
         "frame_stride": 2,
         "clip_start": "center",
-        "size": 64,
+        "size": 48,
         "sampling": "index",
         "window": None,
     }
@@ -60,11 +60,11 @@ def test_decode_defaults_come_from_the_model():
     config["decode"]["sampling"] = "time"
     assert resolve_decode(config)["window"] == 2.0
     config["decode"].update(sampling="index", window=None)
-    config["decode"]["size"] = 64  # the model's own: accepted
-    assert resolve_decode(config)["size"] == 64
+    config["decode"]["size"] = 48  # the model's own: accepted
+    assert resolve_decode(config)["size"] == 48
     # position embeddings fix the input: anything else fails before any job runs
     config["decode"]["size"] = 96
-    with pytest.raises(ValueError, match="decode.size is 96 but the model .* takes 64"):
+    with pytest.raises(ValueError, match="decode.size is 96 but the model .* takes 48"):
         resolve_decode(config)
     config["decode"].update(size=None, num_frames=8)
     with pytest.raises(ValueError, match="decode.num_frames is 8 .* takes 16"):
@@ -99,6 +99,8 @@ def test_proposal_settings_keep_only_what_the_method_uses():
     config["tubelets"]["n_segments"] = 20
     assert resolve_proposals(config, "random_crops") == crops
     assert resolve_proposals(config) != slic
+    config["tubelets"]["n_segments"] = None  # the demo models' own: 10
+    assert resolve_proposals(config)["n_segments"] == 10
 
 
 def test_elbow_threshold_is_kept_only_with_the_elbow_rule():

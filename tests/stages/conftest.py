@@ -1,7 +1,7 @@
 """Fixtures of the masking stages' tests: the shipped demo model on six demo videos, and
 planted units whose answers are known.
 
-The model is the shipped demo model (4 layers x 4 heads, 512 tokens), small enough for
+The model is the shipped demo model (4 layers x 4 heads, 288 tokens), small enough for
 tests and trained, so removing its attention really flips its predictions; a random
 tiny VideoMAE predicts one class whatever is masked.
 """

@@ -51,7 +51,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("static_dynamic")
     table = generate_dataset(root / "demo", videos_per_event=1, seed=3, styles=2)
     decode = DecodeSettings(
-        num_frames=16, frame_stride=2, clip_start="center", size=64, sampling="index", window=None
+        num_frames=16, frame_stride=2, clip_start="center", size=48, sampling="index", window=None
     )
     stores = decode_all(root, table, decode)
     samples = str(root / "demo" / "samples.tsv")

@@ -195,8 +195,8 @@ def test_run_produces_complete_stores(finished_run):
     assert ids == [f"vid{i:04d}" for i in range(6)] + [f"vid{i:04d}-m" for i in range(6)]
     stores = every[:2]
     shard = open_features(stores[0])
-    assert shard["keys"].shape == (4, 2, 4, 8, 8, 8, 16)
-    assert shard["residual"].shape == (4, 2, 8, 8, 8, 64)
+    assert shard["keys"].shape == (4, 2, 4, 8, 6, 6, 16)
+    assert shard["residual"].shape == (4, 2, 8, 6, 6, 64)
     assert shard.attrs["layers"] == [1, 3]
     # the demo model recognises its own synthetic events
     truth = open_store(
@@ -379,7 +379,7 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
     (tmp_path / "clips" / "broken.mp4").write_text("not a video")
     sheet = tmp_path / "samples.tsv"
     sheet.write_text("path\nclips/good.mp4\nclips/broken.mp4\n")
-    write_config(tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64})
+    write_config(tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 48})
     failed = run_snakemake(tmp_path, check=False)
     assert failed.returncode != 0
     log = next((tmp_path / "results/logs/decode").rglob("broken.log")).read_text()
@@ -387,7 +387,7 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
     assert not list((tmp_path / "results/decode").glob("*/broken.zarr"))
 
     write_config(
-        tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 64, "on_bad_video": "skip"}
+        tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 48, "on_bad_video": "skip"}
     )
     # up to the skip table and the features, the first stage that reads the skip records
     result = run_snakemake(tmp_path, "--until", "features", "skipped", check=False)
