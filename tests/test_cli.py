@@ -64,3 +64,10 @@ def test_resolved_settings_read_back_into_each_stage_type():
         typed_json(cris)(json.dumps({"num_masks": 8}))
     with pytest.raises(argparse.ArgumentTypeError, match="unexpected"):
         typed_json(cris)(json.dumps({**resolved["cris"], "shards": 2}))
+
+
+def test_scripts_installed_before_the_client_moved_still_find_the_command():
+    """An environment installed earlier runs `from videoconcepts.cli import main`."""
+    from videoconcepts import cli, jobclient
+
+    assert cli.main is jobclient.main

@@ -17,6 +17,10 @@ from types import ModuleType
 
 from videoconcepts import stages
 
+# The command's entry point in environments installed before it moved to jobclient: their
+# `videoconcepts` script imports it from here until `pip install -e .` runs again.
+from videoconcepts.jobclient import main  # noqa: F401
+
 
 def stage_names() -> list[str]:
     """Every stage module's name (= subcommand = rule = results folder)."""
