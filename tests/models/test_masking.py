@@ -30,6 +30,12 @@ def masked_logits(adapter, clip, masks, mode, head_kind="keys") -> torch.Tensor:
         return adapter.logits(clip.expand(len(masks), -1, -1, -1, -1))
 
 
+def unit_token_masks(tokens: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """Token masks (K, layers, heads, N) of unit masks (K, U) over unit ids ``tokens``
+    (layers, heads, N; -1 for no unit), built without the scorer."""
+    return torch.from_numpy(masks[:, tokens.clip(min=0)] & (tokens >= 0))
+
+
 def random_masks(adapter, n: int, seed: int, share: float = 0.5) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     shape = (n, len(LAYERS), adapter.num_heads, adapter.grid.size)
@@ -139,11 +145,7 @@ def test_the_scorer_sends_each_distinct_intervention_once(adapter, clip):
         assert torch.equal(out[a], out[b])
     assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[0], out[4])
     # each row is what that mask alone gives
-    token_masks = torch.zeros(len(masks), len(LAYERS), adapter.num_heads, n_tokens, dtype=bool)
-    for row, mask in enumerate(masks):
-        for unit in np.flatnonzero(mask):
-            token_masks[row] |= torch.from_numpy(tokens == unit)
-    alone = masked_logits(adapter, clip, token_masks, "remove")
+    alone = masked_logits(adapter, clip, unit_token_masks(tokens, masks), "remove")
     torch.testing.assert_close(out, alone, atol=1e-5, rtol=1e-5)
 
 
@@ -151,22 +153,19 @@ def test_the_scorer_runs_the_layers_below_its_first_masked_layer_once(adapter, c
     """Units of layer 1 only: layer 0 sees one copy of the clip a batch, and every row
     is what its mask gives in a full batch."""
     n_tokens = adapter.grid.size
-    tokens = np.full((1, adapter.num_heads, n_tokens), -1)
+    tokens = np.full((len(LAYERS), adapter.num_heads, n_tokens), -1)
     for unit in range(3):
-        tokens[0, unit, : n_tokens // (unit + 2)] = unit
+        tokens[1, unit, : n_tokens // (unit + 2)] = unit
     masks = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 0]], bool)
     settings = MaskingSettings(str(adapter.spec.checkpoint), "remove", "keys", "logit", "auto")
     rows = []
     hook = adapter.block(0).register_forward_pre_hook(lambda m, a: rows.append(len(a[0])))
     try:
         with MaskScorer(adapter, (1,), settings, batch_size=2) as scorer:
-            out = scorer.logits(clip[0].numpy(), tokens, masks)
+            out = scorer.logits(clip[0].numpy(), tokens[1:], masks)
     finally:
         hook.remove()
     assert rows == [1, 1, 1]  # two batches of masks and the empty mask
-    token_masks = torch.zeros(len(masks), len(LAYERS), adapter.num_heads, n_tokens, dtype=bool)
-    for row, mask in enumerate(masks):
-        for unit in np.flatnonzero(mask):
-            token_masks[row, 1] |= torch.from_numpy(tokens[0] == unit)
-    torch.testing.assert_close(out, masked_logits(adapter, clip, token_masks, "remove"))
+    full = masked_logits(adapter, clip, unit_token_masks(tokens, masks), "remove")
+    torch.testing.assert_close(out, full)
     assert not torch.allclose(out[0], out[3]) and not torch.allclose(out[1], out[2])
