@@ -93,7 +93,7 @@ def pipeline(tmp_path_factory):
     best, scores = validation_tables(
         {m: [p] for m, p in concepts.items()},
         root / "demo" / "ground_truth.zarr",
-        root / "decode",
+        sorted((root / "decode").glob("*.zarr")),
         ValidationSettings(crossfit_splits=10, seed=0),
     )
     return {"root": root, "concepts": concepts, "best": best, "scores": scores, "truth": truth}

@@ -1,3 +1,5 @@
+import json
+from dataclasses import asdict
 from fractions import Fraction
 from importlib.util import find_spec
 
@@ -5,6 +7,7 @@ import av
 import numpy as np
 import pytest
 
+from videoconcepts.cli import run
 from videoconcepts.demo.synthetic import write_mp4
 from videoconcepts.methods.decoding import (
     BadVideoError,
@@ -116,6 +119,27 @@ def test_skip_mode_records_reason_and_refuses_to_read_frames(video_dir, tmp_path
     assert status["status"] == "skipped" and "not a readable video" in status["reason"]
     with pytest.raises(SkippedVideoError, match="skipped"):
         open_decoded(out)
+
+
+def test_the_command_writes_a_store_per_video_of_its_shard(video_dir, tmp_path, capsys):
+    """One job decodes a shard: each video's store under its id, a bad one skipped (or,
+    with on_bad_video fail, the job fails naming it after the stores before it)."""
+    _bad_files(video_dir, tmp_path)
+    settings = json.dumps(asdict(SETTINGS))
+    wide, text = video_dir / "wide.mp4", tmp_path / "text.mp4"
+    videos = [f"a={wide}", f"t={text}", f"b={wide}"]
+    out = tmp_path / "shard-000"
+    command = ["decode", "--out", str(out), "--settings", settings, "--backend", "pyav"]
+    run([*command, "--on-bad-video", "skip", *videos])
+    assert sorted(p.name for p in out.iterdir()) == ["a.zarr", "b.zarr", "t.zarr"]
+    assert [decode_status(out / f"{v}.zarr")["status"] for v in "atb"] == ["ok", "skipped", "ok"]
+    np.testing.assert_array_equal(
+        open_decoded(out / "a.zarr")["frames"][...], open_decoded(out / "b.zarr")["frames"][...]
+    )
+    assert "decode: 100%" in capsys.readouterr().err  # progress in the job's log
+    with pytest.raises(BadVideoError, match=r"text\.mp4: not a readable video"):
+        run([*command, "--out", str(tmp_path / "failed"), "--on-bad-video", "fail", *videos])
+    assert [p.name for p in (tmp_path / "failed").iterdir()] == ["a.zarr"]
 
 
 def _encode(path, frames, codec, pix_fmt, pts, time_base):

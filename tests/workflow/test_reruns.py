@@ -29,7 +29,7 @@ SAE_ON = {"sae": 2, "sae_metrics": 1}  # lambda 0 and 1, and their measures
 STRAIGHTENING_ON = {"straightening": 1, "detector": 1}
 # the run's 6 videos in 2 shards, their 6 manipulated variants in 2 more (straightening's)
 FEATURES_ON = {"features": 4, **STRAIGHTENING_ON, **SAE_ON, **TUBELETS_ON, "connectome": 1}
-DECODE_ON = {"decode": 12, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
+DECODE_ON = {"decode": 2, "skipped": 1, "targets": 1, "heads": 1, **FEATURES_ON}
 CRIS_ON = {"cris": 2, "cris_gather": 1, "curves": 1, "report": 1, "all": 1}
 REPORT_ON = {"report": 1, "all": 1}
 
@@ -116,6 +116,8 @@ SETTING_CHANGES = {
     "decode_backend": ({"decode": {"backend": "pyav"}}, {}),
     "decode_sampling": ({"decode": {"sampling": "time"}}, DECODE_ON),
     "decode_window": ({"decode": {"sampling": "time", "window": 1.0}}, DECODE_ON),
+    # the same frames in other folders: decoding and what reads the stores rerun
+    "decode_shards": ({"decode": {"videos_per_job": 4}}, {**DECODE_ON, "decode": 4}),
     # a model's own override of a stage setting acts as the run's would
     "model_override": (
         {"models": {"demo": {"checkpoint": "demo", "tubelets": {"n_segments": 8}}}},

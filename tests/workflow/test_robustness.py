@@ -30,7 +30,7 @@ from helpers import (
     write_config,
 )
 
-from videoconcepts.plan.settings import resolve_decode, resolve_proposals, settings_hash
+from videoconcepts.plan.settings import decode_hash, resolve_proposals, settings_hash
 from videoconcepts.stores.base import COMPLETE_ATTR, IncompleteStoreError, open_store
 from videoconcepts.stores.concepts import open_concepts
 from videoconcepts.stores.tubelets import open_tubelets
@@ -186,10 +186,14 @@ def test_killed_jobs_leave_nothing_that_looks_complete_and_resume_bitwise(finish
 @pytest.mark.parametrize(
     ("options", "error"),
     [
-        ("size=16k", "videoconcepts decode: error: {store}: cannot write: No space left on device"),
+        (
+            "size=16k",
+            "videoconcepts decode: error: {job}/vid0000.zarr: cannot write: No space left on "
+            "device",
+        ),
         # Snakemake itself stops first: it unlinks the (missing) output, which a read-only
         # file system refuses; our own read-only error is tested in test_stores.py
-        ("ro,size=16k", "Read-only file system: '{store}'"),
+        ("ro,size=16k", "Read-only file system: '{job}'"),
     ],
     ids=["disk-full", "read-only"],
 )
@@ -198,15 +202,15 @@ def test_unwritable_output_folder_fails_naming_the_store_and_loses_nothing(
 ):
     work = copy_run(finished_run, tmp_path / "run")
     config = write_config(work, decode={"clip_start": "start"})  # a new decode folder
-    decode = settings_hash(resolve_decode(model_view(config)))
+    decode = decode_hash(model_view(config))
     folder = work / "results/decode" / decode
     mount_tmpfs(folder, options)
     before = file_states(work / "results")
-    store = f"results/decode/{decode}/vid0001.zarr"
+    job = f"results/decode/{decode}/shard-000"  # its first store: vid0000's
 
-    result = run_snakemake(work, store, check=False)
+    result = run_snakemake(work, job, check=False)
     assert result.returncode != 0
-    assert error.format(store=store) in messages(result)  # the profile shows failed logs
+    assert error.format(job=job) in messages(result)  # the profile shows failed logs
     assert list(folder.iterdir()) == []  # no store, no temp
     assert file_states(work / "results") == before
 
@@ -244,7 +248,7 @@ def test_stores_damaged_from_outside_fail_their_readers_naming_file_and_problem(
     slic = settings_hash(resolve_proposals(model_view(tiny_config()), "slic"))
     work = copy_run(finished_run, tmp_path / "frames_features")
     results = work / "results"
-    decoded = next(results.glob("decode/*/vid0005.zarr"))
+    decoded = next((results / "decode").rglob("vid0005.zarr"))
     features = next(results.glob("features/*/shard-000.zarr"))
     heads = next(results.glob("heads/*/head_importance.tsv"))
     tubelets = next(results.glob(f"tubelets/*-{slic}/shard-000"))  # a store per layer

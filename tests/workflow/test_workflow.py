@@ -41,7 +41,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
     assert planned(tmp_path) == {
         "all": 1,
         "demo_data": 1,
-        "decode": 12,  # 6 videos and their manipulated variants (straightening, detector)
+        "decode": 2,  # 6 videos, then their manipulated variants (a job each)
         "features": 4,
         "skipped": 1,
         "tubelets": 4,  # 2 shards x (slic, random_crops), every layer in one job
@@ -61,7 +61,7 @@ def test_fresh_plan_runs_every_stage(tmp_path):
         "sae_metrics": 1,
         "connectome": 1,
         "report": 1,
-        "total": 42,
+        "total": 32,
     }
 
 
@@ -106,7 +106,7 @@ def test_a_users_detection_sheet_adds_its_videos_to_straightening_only(finished_
     detector = {"samples": str(sheet), "column": "kind", "natural": "real"}
     write_config(tmp_path, samples=str(samples), detector=detector)
     plan = dry_run(tmp_path)
-    assert plan.jobs["decode"] == 12 and plan.jobs["features"] == 4
+    assert plan.jobs["decode"] == 2 and plan.jobs["features"] == 4
     assert plan.jobs["detector"] == 1 and plan.jobs["tubelets"] == 2  # the run's 2 shards only
     straightening = next(j for j in plan.job_list if j.rule == "straightening")
     assert str(sheet) in straightening.inputs
@@ -226,7 +226,7 @@ def test_no_job_server_where_a_job_may_use_a_gpu(tmp_path):
     on the CPU, has the server's log)."""
     write_config(tmp_path, masking={"device": "cuda"})
     run_snakemake(tmp_path, "--until", "decode")
-    assert list(tmp_path.glob("results/decode/*/*.zarr"))
+    assert list((tmp_path / "results/decode").rglob("*.zarr"))
     assert not (tmp_path / "results/logs/jobserver.log").exists()
 
 
@@ -287,9 +287,9 @@ def test_nothing_to_do_after_a_run(finished_run):
 def test_single_stage_can_be_targeted(finished_run, tmp_path):
     write_config(tmp_path)
     plan = planned(tmp_path, "--until", "decode")
-    assert plan == {"decode": 12, "demo_data": 1, "total": 13}
-    store = next((finished_run / "results" / "decode").glob("*/vid0003.zarr"))
-    target = str(store.relative_to(finished_run))
+    assert plan == {"decode": 2, "demo_data": 1, "total": 3}
+    store = next((finished_run / "results" / "decode").rglob("vid0003.zarr"))
+    target = str(store.parent.relative_to(finished_run))  # its decode job's folder
     assert planned(tmp_path, target) == {"decode": 1, "demo_data": 1, "total": 2}
 
 
@@ -316,10 +316,10 @@ def test_default_profile_is_picked_up(finished_run, tmp_path):
     """profiles/ (a link to workflow/profiles) sits next to the Snakefile, where Snakemake
     looks for the default profile: its printshellcmds shows the job's command."""
     write_config(tmp_path)
-    store = next((finished_run / "results" / "decode").glob("*/vid0001.zarr"))
-    target = str(store.relative_to(finished_run))
+    store = next((finished_run / "results" / "decode").rglob("vid0001.zarr"))
+    target = str(store.parent.relative_to(finished_run))
     out = run_snakemake(tmp_path, target, "-n").stdout
-    assert "videoconcepts decode --video" in out
+    assert "videoconcepts decode --out" in out
 
 
 MODEL_RULES = {
@@ -382,9 +382,9 @@ def test_bad_videos_fail_or_are_skipped(tmp_path, video_dir):
     write_config(tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 48})
     failed = run_snakemake(tmp_path, check=False)
     assert failed.returncode != 0
-    log = next((tmp_path / "results/logs/decode").rglob("broken.log")).read_text()
+    log = next((tmp_path / "results/logs/decode").rglob("shard-000.log")).read_text()
     assert "broken.mp4: not a readable video" in log
-    assert not list((tmp_path / "results/decode").glob("*/broken.zarr"))
+    assert not list((tmp_path / "results/decode").rglob("*.zarr"))  # the failed job left none
 
     write_config(
         tmp_path, samples=str(sheet), decode={"frame_stride": 1, "size": 48, "on_bad_video": "skip"}
@@ -410,10 +410,10 @@ def test_missing_file_stops_before_any_job_or_is_skipped(tmp_path, video_dir):
 
     write_config(tmp_path, samples=str(sheet), decode={"on_bad_video": "skip"})
     decoded = run_snakemake(tmp_path, "--until", "decode")
-    assert job_stats(messages(decoded))["decode"] == 2
+    assert job_stats(messages(decoded))["decode"] == 1  # both videos, one job
     # this run made no report, so it names none
     assert "videoconcepts report:" not in messages(decoded)
-    gone = decode_status(next((tmp_path / "results/decode").glob("*/gone.zarr")))
+    gone = decode_status(next((tmp_path / "results/decode").rglob("gone.zarr")))
     assert gone["status"] == "skipped" and gone["reason"] == "file does not exist"
     run_snakemake(tmp_path, "--until", "skipped")
     skipped = pd.read_csv(next((tmp_path / "results/skipped").glob("*/skipped.tsv")), sep="\t")
@@ -428,7 +428,7 @@ def test_report_path_is_printed_by_the_run_that_built_the_report_only(finished_r
     # Decoding again outdates the report, which stays on disk from the earlier run
     run = copy_run(finished_run, tmp_path / "run")
     result = run_snakemake(run, "--until", "decode", "--forcerun", "decode")
-    assert job_stats(messages(result))["decode"] == 12
+    assert job_stats(messages(result))["decode"] == 2
     assert "videoconcepts report:" not in messages(result)
 
 

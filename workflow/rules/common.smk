@@ -20,6 +20,7 @@ from videoconcepts.plan.samples import (
     styled_paths,
 )
 from videoconcepts.plan.settings import (
+    decode_hash,
     analysed_layers,
     resolve_targets,
     check_targets,
@@ -204,7 +205,7 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
             f"tubelets.head_kind={view['tubelets']['head_kind']!r} is not captured: add "
             f"it to features.heads (now {view['features']['heads']})"
         )
-    m.decode_hash = settings_hash(m.decode)
+    m.decode_hash = decode_hash(view)
     m.features_tag = f"{name}-{m.decode_hash}-{settings_hash(m.features)}"
     m.shards = shards(list(SAMPLES.index), m.features["videos_per_job"])
     m.layers = analysed_layers(view)
@@ -346,6 +347,8 @@ def tag_index(attribute: str) -> dict:
 # Each rule's folder is one wildcard, the stage's tag, constrained to this run's tags;
 # a job finds its model (and tubelet method) by it.
 TAGS = {
+    # models sampling clips alike share the first one's decode stores and job options
+    # (on_bad_video, backend)
     "decode": {m.decode_hash: (m, None) for m in reversed(MODELS.values())},
     "features": tag_index("features_tag"),
     "tubelets": tag_index("tubelets_tags"),
@@ -428,20 +431,56 @@ def benchmark_path(stage: str, name: str) -> str:
     return f"{RESULTS}/benchmarks/{stage}/{name}.tsv"
 
 
-def video_input(wildcards) -> list[str]:
-    """The decode job's video as its input, none when a listed file is missing (possible
-    only with on_bad_video: skip): the job then runs without it and records the skip. The
-    demo's videos are made by the demo_data rule."""
-    path = VIDEOS[wildcards.video]
-    return [path] if DEMO or Path(path).is_file() else []
+def shard_videos(wildcards) -> list[str]:
+    """The ids of the videos a decode job decodes."""
+    per_job = model_of("decode")(wildcards).config["decode"]["videos_per_job"]
+    return decode_shards(per_job)[int(wildcards.shard)]
+
+
+def video_inputs(wildcards) -> list[str]:
+    """The decode job's videos as its inputs, without a listed file that is missing
+    (possible only with on_bad_video: skip): the job records its skip. The demo's videos
+    are made by the demo_data rule."""
+    paths = [VIDEOS[video] for video in shard_videos(wildcards)]
+    return [p for p in paths if DEMO or Path(p).is_file()]
+
+
+def decode_shards(per_job: int) -> list[list[str]]:
+    """The videos each decode job decodes, ``per_job`` at a time: the run's, then the
+    detection sheet's others. A video costs no job of its own: a job's start took longer
+    than a demo video (0.1 CPU-seconds)."""
+    return shards(list(SAMPLES.index), per_job) + shards(list(EXTRA.index), per_job)
+
+
+def decode_layout(m) -> dict[str, str]:
+    """Video -> the folder of the decode job that writes its store."""
+    return {
+        video: f"{RESULTS}/decode/{m.decode_hash}/shard-{i:03d}"
+        for i, shard in enumerate(decode_shards(m.config["decode"]["videos_per_job"]))
+        for video in shard
+    }
+
+
+DECODE_DIRS = {m.decode_hash: decode_layout(m) for m in MODELS.values()}
 
 
 def decode_store(m, video: str) -> str:
-    return f"{RESULTS}/decode/{m.decode_hash}/{video}.zarr"
+    return f"{DECODE_DIRS[m.decode_hash][video]}/{video}.zarr"
 
 
-def decode_stores(m) -> list[str]:
-    return [decode_store(m, video) for video in SAMPLES.index]
+def decode_stores(m, videos=None) -> list[str]:
+    """The decode stores of ``videos`` (the run's samples by default), for a command line."""
+    return [
+        decode_store(m, video)
+        for video in (SAMPLES.index if videos is None else videos)
+    ]
+
+
+def decode_dirs(m, videos=None) -> list[str]:
+    """The folders of the decode jobs that write ``videos``' stores (the run's samples by
+    default): the inputs of a rule whose command reads the stores inside."""
+    ids = SAMPLES.index if videos is None else videos
+    return sorted({DECODE_DIRS[m.decode_hash][video] for video in ids})
 
 
 def skipped_table(m) -> str:
@@ -463,10 +502,10 @@ def extra_feature_stores(m) -> list[str]:
     return [feature_store(m, f"{first + i:03d}") for i in range(len(m.extra_shards))]
 
 
-def shard_decode_stores(wildcards) -> list[str]:
+def shard_samples(wildcards) -> list[str]:
+    """The ids of the videos a features job captures."""
     m = model_of("features")(wildcards)
-    shard = [*m.shards, *m.extra_shards][int(wildcards.shard)]
-    return [decode_store(m, video) for video in shard]
+    return [*m.shards, *m.extra_shards][int(wildcards.shard)]
 
 
 def tubelet_dir(m, method: str, shard) -> str:
@@ -560,10 +599,6 @@ def straightening_outputs(m) -> dict[str, str]:
 
 def straightening_features(m) -> list[str]:
     return feature_stores(m) + extra_feature_stores(m)
-
-
-def straightening_decoded(m) -> list[str]:
-    return [decode_store(m, video) for video in VIDEOS.index]
 
 
 def detector_outputs(m) -> dict[str, str]:
@@ -688,7 +723,7 @@ def model_settings(m) -> dict:
     """One model's resolved settings per stage, shown in the report."""
     settings = {
         "model": m.model,
-        "decode": m.decode,
+        "decode": {**m.decode, "videos_per_job": m.config["decode"]["videos_per_job"]},
         "features": m.features,
         "tubelets": m.proposals[m.method],
         "concepts": m.concepts,
@@ -757,7 +792,7 @@ def model_outputs(m) -> dict[str, list[str]]:
         "units": [units_store(m)],
         "concepts": concept_stores(m),  # inside the folders report_inputs lists
         "features": feature_stores(m),
-        "decoded": decode_stores(m),
+        "decoded": decode_stores(m),  # inside the folders report_inputs lists
         "cris": [cris_tables(m)["importance"]],
         "stability": [cris_tables(m)["stability"]],
         "cris_shards": cris_shards(m),
@@ -894,13 +929,18 @@ def tubelet_match(wildcards) -> list[str]:
 
 def report_inputs() -> list[str]:
     """Every output the report reads (named in its command line: see named_inputs), the
-    concepts folders for the stores inside them."""
+    concepts and decode jobs' folders for the stores inside them."""
     outputs = [*map(model_outputs, MODELS.values()), run_outputs()]
     paths = [
         p
         for named in outputs
         for key, ps in named.items()
-        if key != "concepts"
+        if key not in ("concepts", "decoded")
         for p in ps
     ]
-    return paths + [folder for m in MODELS.values() for folder in concept_dirs(m)]
+    folders = [
+        folder
+        for m in MODELS.values()
+        for folder in [*concept_dirs(m), *decode_dirs(m)]
+    ]
+    return paths + list(dict.fromkeys(folders))

@@ -39,7 +39,7 @@ rule validation:
     input:
         slic=lambda wc: concept_dirs(model_of("validation")(wc), "slic"),
         random_crops=lambda wc: concept_dirs(model_of("validation")(wc), "random_crops"),
-        decoded=lambda wc: decode_stores(model_of("validation")(wc)),
+        decoded=lambda wc: decode_dirs(model_of("validation")(wc)),
         ground_truth=f"{DEMO_DIR}/ground_truth.zarr",
         code=code("validation"),
     output:
@@ -61,7 +61,7 @@ rule validation:
         runtime=30,
     params:
         settings=lambda wc: json.dumps(model_of("validation")(wc).validation),
-        decode_dir=lambda wc, input: Path(input.decoded[0]).parent,
+        decoded=lambda wc: decode_stores(model_of("validation")(wc)),
         concepts=lambda wc: [
             f"{method}={p}"
             for method in ("slic", "random_crops")
@@ -69,5 +69,5 @@ rule validation:
         ],
     shell:
         "videoconcepts validation --settings {params.settings:q} --ground-truth {input.ground_truth:q}"
-        " --decode-dir {params.decode_dir:q} --out {output.best:q} --scores {output.scores:q}"
+        " --decoded {params.decoded:q} --out {output.best:q} --scores {output.scores:q}"
         " {params.concepts:q} > {log:q} 2>&1"

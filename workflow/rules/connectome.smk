@@ -3,7 +3,7 @@ rule connectome:
     edges and their validation (reads the run's feature stores; connectome.enabled)."""
     input:
         features=lambda wc: feature_stores(model_of("connectome")(wc)),
-        decoded=lambda wc: decode_stores(model_of("connectome")(wc)),
+        decoded=lambda wc: decode_dirs(model_of("connectome")(wc)),
         targets=lambda wc: targets_table(model_of("connectome")(wc)),
         checkpoint=lambda wc: model_of("connectome")(wc).checkpoint_files,
         code=code("connectome"),

@@ -1,7 +1,7 @@
 rule features:
     """Per-head keys/queries/values, residual tokens and logits for one shard of videos."""
     input:
-        decoded=shard_decode_stores,
+        decoded=lambda wc: decode_dirs(model_of("features")(wc), shard_samples(wc)),
         checkpoint=lambda wc: model_of("features")(wc).checkpoint_files,
         code=code("features"),
     output:
@@ -23,8 +23,9 @@ rule features:
         batch_size=lambda wc: model_of("features")(wc).config["features"]["batch_size"],
         device=lambda wc: model_of("features")(wc).config["features"]["device"],
     params:
+        decoded=lambda wc: decode_stores(model_of("features")(wc), shard_samples(wc)),
         settings=lambda wc: json.dumps(model_of("features")(wc).features),
     shell:
         "videoconcepts features --out {output:q} --settings {params.settings:q} --threads {threads}"
         " --batch-size {resources.batch_size} --device {resources.device}"
-        " {input.decoded:q} > {log:q} 2>&1"
+        " {params.decoded:q} > {log:q} 2>&1"

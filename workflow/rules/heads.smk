@@ -1,7 +1,7 @@
 rule heads:
     """Every head ranked by CRIS on estimation videos; pruning curve on held-out videos."""
     input:
-        decoded=lambda wc: decode_stores(model_of("heads")(wc)),
+        decoded=lambda wc: decode_dirs(model_of("heads")(wc)),
         targets=lambda wc: targets_table(model_of("heads")(wc)),
         checkpoint=lambda wc: model_of("heads")(wc).checkpoint_files,
         code=code("heads"),
@@ -23,6 +23,7 @@ rule heads:
         **masking_resources("heads"),
         runtime=240,
     params:
+        decoded=lambda wc: decode_stores(model_of("heads")(wc)),
         masking=lambda wc: json.dumps(model_of("heads")(wc).head_masking),
         settings=lambda wc: json.dumps(model_of("heads")(wc).heads),
     shell:
@@ -30,4 +31,4 @@ rule heads:
         " --settings {params.settings:q}"
         " --importance {output.importance:q} --pruning {output.pruning:q}"
         + RUNTIME_ARGS
-        + " {input.decoded:q} > {log:q} 2>&1"
+        + " {params.decoded:q} > {log:q} 2>&1"

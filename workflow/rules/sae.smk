@@ -39,7 +39,7 @@ rule sae_metrics:
             for tag in model_of("sae_metrics")(wc).sae_tags
         ],
         features=lambda wc: feature_stores(model_of("sae_metrics")(wc)),
-        decoded=lambda wc: decode_stores(model_of("sae_metrics")(wc)),
+        decoded=lambda wc: decode_dirs(model_of("sae_metrics")(wc)),
         targets=lambda wc: targets_table(model_of("sae_metrics")(wc)),
         samples=LABELS,
         ground_truth=[f"{DEMO_DIR}/ground_truth.zarr"] if DEMO else [],
@@ -66,6 +66,7 @@ rule sae_metrics:
         runtime=120,
     params:
         name=lambda wc: model_of("sae_metrics")(wc).name,
+        decoded=lambda wc: decode_stores(model_of("sae_metrics")(wc)),
         scoring=lambda wc: json.dumps(model_of("sae_metrics")(wc).targets),
         settings=lambda wc: json.dumps(model_of("sae_metrics")(wc).sae_metrics),
         samples=samples_arg,
@@ -78,4 +79,4 @@ rule sae_metrics:
         " --gallery {output.gallery:q} --targets {input.targets:q} {params.samples}"
         " {params.truth} --scoring {params.scoring:q} --settings {params.settings:q}"
         + RUNTIME_ARGS
-        + " --decoded {input.decoded:q} -- {input.saes:q} > {log:q} 2>&1"
+        + " --decoded {params.decoded:q} -- {input.saes:q} > {log:q} 2>&1"

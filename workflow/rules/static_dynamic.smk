@@ -3,7 +3,7 @@ rule static_dynamic:
     and frame-shuffled pairs of each video, against random weights; unit removal
     (static_dynamic.enabled)."""
     input:
-        decoded=lambda wc: decode_stores(model_of("static_dynamic")(wc)),
+        decoded=lambda wc: decode_dirs(model_of("static_dynamic")(wc)),
         styled=styled_videos(),
         samples=LABELS,
         concepts=lambda wc: concept_dirs(model_of("static_dynamic")(wc)),
@@ -34,6 +34,7 @@ rule static_dynamic:
         **masking_resources("static_dynamic"),
         runtime=120,
     params:
+        decoded=lambda wc: decode_stores(model_of("static_dynamic")(wc)),
         name=lambda wc: model_of("static_dynamic")(wc).name,
         scoring=lambda wc: json.dumps(model_of("static_dynamic")(wc).targets),
         settings=lambda wc: json.dumps(model_of("static_dynamic")(wc).static_dynamic),
@@ -48,4 +49,4 @@ rule static_dynamic:
         " --concepts-stores {params.concepts:q}"
         " --scoring {params.scoring:q} --settings {params.settings:q}"
         + RUNTIME_ARGS
-        + " {input.decoded:q} > {log:q} 2>&1"
+        + " {params.decoded:q} > {log:q} 2>&1"

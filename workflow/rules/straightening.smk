@@ -4,7 +4,7 @@ rule straightening:
     (reads the feature stores; straightening.enabled)."""
     input:
         features=lambda wc: straightening_features(model_of("straightening")(wc)),
-        decoded=lambda wc: straightening_decoded(model_of("straightening")(wc)),
+        decoded=lambda wc: decode_dirs(model_of("straightening")(wc), VIDEOS.index),
         labels=[DETECTION_SHEET] if DETECTION_SHEET else [],
         checkpoint=lambda wc: model_of("straightening")(wc).checkpoint_files,
         code=code("straightening"),

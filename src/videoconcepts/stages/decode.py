@@ -9,6 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
+from tqdm import tqdm
+
 from videoconcepts.methods.decoding import (
     BadVideoError,
     DecodeSettings,
@@ -19,7 +21,7 @@ from videoconcepts.runtime import typed_json
 from videoconcepts.stores.base import atomic_store, write_array
 from videoconcepts.stores.decode import KIND
 
-HELP = "decode one video into a frame store"
+HELP = "decode videos into frame stores, one per video"
 Settings = DecodeSettings
 OnBadVideo = Literal["fail", "skip"]
 
@@ -80,16 +82,19 @@ def write_decode_store(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video", required=True)
-    parser.add_argument("--id", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="folder: a store per video, ID.zarr")
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument("--on-bad-video", choices=["fail", "skip"], required=True)
     parser.add_argument("--backend", choices=["auto", "decord", "pyav"], required=True)
+    parser.add_argument("videos", nargs="+", help="ID=path, one per video")
 
 
 def run(args: argparse.Namespace) -> None:
-    status = write_decode_store(
-        args.video, args.out, args.id, args.settings, args.on_bad_video, args.backend
-    )
-    print(f"{args.id}: {status}", file=sys.stderr)
+    videos = [item.partition("=") for item in args.videos]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for video_id, _, path in tqdm(videos, desc="decode", mininterval=1.0):
+        status = write_decode_store(
+            path, out / f"{video_id}.zarr", video_id, args.settings, args.on_bad_video, args.backend
+        )
+        print(f"{video_id}: {status}", file=sys.stderr)

@@ -127,7 +127,7 @@ def crossfit_iou(per_video: pd.DataFrame, splits: int, seed: int) -> pd.Series:
 def validation_tables(
     concept_stores: dict[str, Sequence[str | Path]],
     ground_truth: str | Path,
-    decode_dir: str | Path,
+    decode_stores: Sequence[str | Path],
     settings: ValidationSettings,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(best concept per method and role, every concept's score) for proposal methods.
@@ -136,11 +136,14 @@ def validation_tables(
     carries the cross-fitted IoU of the choice (``crossfit_iou``).
     """
     truth = open_store(ground_truth, "ground_truth")
+    decoded_of = {Path(p).name.removesuffix(".zarr"): p for p in decode_stores}
 
     @functools.cache
     def truth_on_grid(video_id: str, grid: tuple[int, ...]) -> np.ndarray:
         # the same for every layer and method: resample each video's ground truth once
-        decoded = open_decoded(Path(decode_dir) / f"{video_id}.zarr")
+        if video_id not in decoded_of:
+            raise ValueError(f"no decode store of video {video_id!r} among the decoded")
+        decoded = open_decoded(decoded_of[video_id])
         return role_masks_on_grid(truth, video_id, decoded, grid)
 
     roles = truth.attrs["roles"]
@@ -168,7 +171,7 @@ def validation_tables(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", required=True, type=typed_json(Settings))
     parser.add_argument("--ground-truth", required=True)
-    parser.add_argument("--decode-dir", required=True)
+    parser.add_argument("--decoded", nargs="+", required=True, help="the decode stores")
     parser.add_argument("--out", required=True, help="best concept per method and role")
     parser.add_argument("--scores", required=True, help="every concept's score")
     parser.add_argument("concepts", nargs="+", help="METHOD=concept store, one per layer")
@@ -176,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     stores = named_paths(args.concepts)
-    best, scores = validation_tables(stores, args.ground_truth, args.decode_dir, args.settings)
+    best, scores = validation_tables(stores, args.ground_truth, args.decoded, args.settings)
     write_table(best, args.out, "%.4f")
     write_table(scores, args.scores, "%.4f")
     print(best.to_string(index=False), file=sys.stderr)
