@@ -30,8 +30,9 @@ def server(tmp_path_factory) -> Iterator[psutil.Process]:
     log = tmp_path_factory.mktemp("server") / "jobserver.log"
     jobserver.start(log)
     path = Path(os.environ[jobclient.SOCKET_ENV])
+    ready = Path(jobclient.ready_path(str(path)))
     deadline = time.monotonic() + 120
-    while not path.exists():
+    while not ready.exists():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
     process = psutil.Process(jobserver._running[0][0].pid)
@@ -39,6 +40,29 @@ def server(tmp_path_factory) -> Iterator[psutil.Process]:
     jobserver.stop()
     assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
     assert not path.parent.exists()
+
+
+def test_a_job_started_while_the_server_imports_waits_unless_it_needs_none_of_it(tmp_path):
+    """The socket takes jobs before the imports are done: a stage that needs them waits
+    and is served; an impatient one (demo_data) runs alone at once."""
+    jobserver.start(tmp_path / "jobserver.log")
+    try:
+        path = Path(os.environ[jobclient.SOCKET_ENV])
+        ready = Path(jobclient.ready_path(str(path)))
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline, "no socket"
+            time.sleep(0.01)
+        assert not ready.exists()  # still importing (about 5 s)
+        waiting = videoconcepts("features", "--help")
+        impatient = demo_data(tmp_path / "out")
+        _, err = impatient.communicate(60)
+        assert impatient.returncode == 0 and SERVED not in err
+        out, err = waiting.communicate(120)
+        assert waiting.returncode == 0 and SERVED in err and "--batch-size" in out
+        assert ready.exists()
+    finally:
+        jobserver.stop()
 
 
 def videoconcepts(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
