@@ -42,6 +42,19 @@ def server(tmp_path_factory) -> Iterator[psutil.Process]:
     assert not path.parent.exists()
 
 
+@pytest.mark.parametrize("stage", sorted(jobclient.IMPATIENT))
+def test_impatient_stages_import_neither_torch_nor_transformers(stage):
+    """What lets them run alone while the server imports: were one to import torch, it
+    would pay that import beside the server's instead of waiting for it."""
+    code = (
+        "import sys, importlib; importlib.import_module('videoconcepts.stages.' + sys.argv[1]); "
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, stage], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_job_started_while_the_server_imports_waits_unless_it_needs_none_of_it(tmp_path):
     """The socket takes jobs before the imports are done: a stage that needs them waits
     and is served; an impatient one (demo_data) runs alone at once."""
