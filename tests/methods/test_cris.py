@@ -11,6 +11,7 @@ from videoconcepts.methods.cris import (
     batch_ranges,
     difference_effects,
     difference_estimate,
+    fragile_videos,
     regression_effects,
     regression_estimate,
     ridge_penalty,
@@ -211,3 +212,15 @@ def test_regression_with_more_units_than_masks_stays_finite():
     # masks that are all alike carry no information: zero, not a singular solve
     importance, stderr = regression_estimate(scores, np.zeros_like(masks), presence)
     assert (importance == 0).all() and (stderr == 0).all()
+
+
+def test_fragile_videos_are_right_unmasked_but_wrong_under_most_masks():
+    """Planted 0/1 scores over 8 masks: right on 1, 2 (exactly a quarter: not fragile)
+    and 6 of them, and a video wrong even unmasked (not fragile: nothing to break)."""
+    kept = [1, 2, 6, 0]
+    scores = np.array([[1] * k + [0] * (8 - k) for k in kept], dtype=np.float32)
+    baseline = np.array([1, 1, 1, 0])
+    np.testing.assert_array_equal(fragile_videos(scores, baseline), [True, False, False, False])
+    np.testing.assert_array_equal(
+        fragile_videos(scores, baseline, below=0.3), [True, True, False, False]
+    )

@@ -551,6 +551,7 @@ def test_report_opens_in_headless_chromium_without_errors(finished_run, tmp_path
     assert sum(s.startswith("clips/") for s in sources) >= 5
     assert {"figures/attribution_curves.png", "figures/pruning_curve.png"} <= set(sources)
     assert {"figures/head_importance.png", "figures/layer_importance.png"} <= set(sources)
+    assert "figures/cris_masked.png" in sources  # predictions under the masks, per video
     shown = pages["models/demo/index.html"]["concepts"]
     concepts = len(
         pd.read_csv(

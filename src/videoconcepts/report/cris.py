@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 from PIL import Image
 from scipy.ndimage import binary_erosion
 from tqdm import tqdm
 
+from videoconcepts.methods.cris import FRAGILE_BELOW, fragile_videos
 from videoconcepts.report.page import (
     CLIP_CACHE,
     OKABE_ITO,
@@ -26,7 +28,9 @@ from videoconcepts.report.page import (
     save,
     table,
 )
+from videoconcepts.stores.base import open_store
 from videoconcepts.stores.concepts import ConceptSupport, open_concepts
+from videoconcepts.stores.cris import KIND as CRIS_KIND
 from videoconcepts.stores.decode import Clips
 from videoconcepts.stores.units import open_units
 
@@ -70,6 +74,54 @@ def stability_figure(stability: pd.DataFrame, path: Path) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def masked_figure(shards: Sequence[str], path: Path) -> tuple[str, str] | None:
+    """For a 0/1 metric: per video, the share of CRIS masks that leave its prediction
+    right, the fragile videos (methods.cris.fragile_videos) marked; with a sentence
+    saying what they mean. None for other metrics."""
+    groups = [open_store(shard, CRIS_KIND) for shard in shards]
+    attrs = groups[0].attrs
+    if attrs["masking"]["metric"] != "correctness":
+        return None
+    scores = np.concatenate([g["scores"][...] for g in groups], axis=1)
+    baseline = groups[0]["baseline"][...]
+    fragile = fragile_videos(scores, baseline)
+    kept = scores.mean(axis=1)
+    order = np.argsort(kept, kind="stable")
+    colours = np.where(fragile, OKABE_ITO[1], np.where(baseline > 0.5, OKABE_ITO[0], "#999999"))
+    fig, ax = axes(max(5.5, 0.25 * len(kept) + 1.5), 3.4)
+    ax.bar(np.arange(len(kept)), kept[order], color=colours[order])
+    ax.axhline(FRAGILE_BELOW, color="#333333", linestyle="--", linewidth=1)
+    ax.set_xticks(
+        np.arange(len(kept)), [attrs["video_ids"][i] for i in order], rotation=90, fontsize=6
+    )
+    ratio = attrs["cris"]["mask_ratio"]
+    ax.set(
+        title=f"Predictions under CRIS's masks ({ratio:.0%} of concepts removed)",
+        xlabel="video (sorted)",
+        ylabel="share of masks keeping it right",
+        ylim=(0, 1),
+    )
+    kinds = {
+        OKABE_ITO[0]: "right unmasked",
+        OKABE_ITO[1]: f"right on < {FRAGILE_BELOW:.0%} of masks",
+        "#999999": "wrong unmasked",
+    }
+    handles = [Patch(color=c, label=label) for c, label in kinds.items() if c in colours]
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    n = int(fragile.sum())
+    note = (
+        f"{n} of {len(kept)} videos are right unmasked but right on fewer than "
+        f"{FRAGILE_BELOW:.0%} of the masks: there a concept's kept and removed scores are "
+        "both near 0, so CRIS calls it unimportant although removing it alone may break the "
+        "video. With many such videos a smaller <code>cris.mask_ratio</code> for this model "
+        "ranks its concepts better (README: the demo TimeSformer)."
+        if n
+        else f"Every video right unmasked stays right on at least {FRAGILE_BELOW:.0%} of the "
+        "masks: the mask ratio leaves CRIS a signal on each."
+    )
+    return save(fig, path), note
 
 
 # --- clips -------------------------------------------------------------------------------
@@ -171,6 +223,7 @@ def section(context: Context) -> str:
         "layers": layer_figure(cris, out / "figures" / "layer_importance.png"),
         "stability": stability_figure(inputs.table("stability"), out / "figures" / "stability.png"),
     }
+    masked = masked_figure(inputs.many("cris_shards"), out / "figures" / "cris_masked.png")
     concepts = concept_rows(cris, counts)
     occlusion_rank = occlusion.set_index("unit")["rank"]
     supports = {layer: ConceptSupport(group) for layer, group in concept_stores.items()}
@@ -225,5 +278,8 @@ the videos where it covers most tokens, the rest dimmed, outline in yellow. Hove
 for the video ids; click a column's header to sort by it.</p>
 {table(shown, "concepts")}
 <div class="figs"><img src="{figures["layers"]}" alt="importance per layer">
-<img src="{figures["stability"]}" alt="ranking stability"></div>
+<img src="{figures["stability"]}" alt="ranking stability">
+{f'<img src="{masked[0]}" alt="predictions under the CRIS masks, per video">' if masked else ""}
+</div>
+{f'<p class="note">{masked[1]}</p>' if masked else ""}
 """
