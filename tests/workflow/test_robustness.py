@@ -30,7 +30,7 @@ from helpers import (
     write_config,
 )
 
-from videoconcepts.plan.settings import decode_hash, resolve_proposals, settings_hash
+from videoconcepts.plan.settings import decode_naming, resolve_proposals, settings_hash
 from videoconcepts.stores.base import COMPLETE_ATTR, IncompleteStoreError, open_store
 from videoconcepts.stores.concepts import open_concepts
 from videoconcepts.stores.tubelets import open_tubelets
@@ -202,7 +202,7 @@ def test_unwritable_output_folder_fails_naming_the_store_and_loses_nothing(
 ):
     work = copy_run(finished_run, tmp_path / "run")
     config = write_config(work, decode={"clip_start": "start"})  # a new decode folder
-    decode = decode_hash(model_view(config))
+    decode = settings_hash(decode_naming(model_view(config)))
     folder = work / "results/decode" / decode
     mount_tmpfs(folder, options)
     before = file_states(work / "results")

@@ -20,7 +20,7 @@ from videoconcepts.plan.samples import (
     styled_paths,
 )
 from videoconcepts.plan.settings import (
-    decode_hash,
+    decode_naming,
     analysed_layers,
     resolve_targets,
     check_targets,
@@ -205,7 +205,8 @@ def plan_model(name: str, view: dict) -> SimpleNamespace:
             f"tubelets.head_kind={view['tubelets']['head_kind']!r} is not captured: add "
             f"it to features.heads (now {view['features']['heads']})"
         )
-    m.decode_hash = decode_hash(view)
+    m.decode_naming = decode_naming(view)
+    m.decode_hash = settings_hash(m.decode_naming)
     m.features_tag = f"{name}-{m.decode_hash}-{settings_hash(m.features)}"
     m.shards = shards(list(SAMPLES.index), m.features["videos_per_job"])
     m.layers = analysed_layers(view)
@@ -389,7 +390,6 @@ def model_of(stage: str):
 
 wildcard_constraints:
     **{stage: "|".join(map(re.escape, tags)) for stage, tags in TAGS.items()},
-    video="[A-Za-z0-9][A-Za-z0-9._-]*",
     shard="[0-9]{3}",
     scored="[0-9a-f]{8}",
     cris_shard="[0-9]{3}",
@@ -433,8 +433,7 @@ def benchmark_path(stage: str, name: str) -> str:
 
 def shard_videos(wildcards) -> list[str]:
     """The ids of the videos a decode job decodes."""
-    per_job = model_of("decode")(wildcards).config["decode"]["videos_per_job"]
-    return decode_shards(per_job)[int(wildcards.shard)]
+    return DECODE_SHARDS[wildcards.decode][int(wildcards.shard)]
 
 
 def video_inputs(wildcards) -> list[str]:
@@ -452,16 +451,20 @@ def decode_shards(per_job: int) -> list[list[str]]:
     return shards(list(SAMPLES.index), per_job) + shards(list(EXTRA.index), per_job)
 
 
-def decode_layout(m) -> dict[str, str]:
-    """Video -> the folder of the decode job that writes its store."""
-    return {
-        video: f"{RESULTS}/decode/{m.decode_hash}/shard-{i:03d}"
-        for i, shard in enumerate(decode_shards(m.config["decode"]["videos_per_job"]))
+# Decode hash -> each decode job's videos (models sharing a hash share videos_per_job, hashed
+# into it), and -> video -> the folder of the job that writes its store.
+DECODE_SHARDS = {
+    m.decode_hash: decode_shards(m.config["decode"]["videos_per_job"])
+    for m in MODELS.values()
+}
+DECODE_DIRS = {
+    decode_hash: {
+        video: f"{RESULTS}/decode/{decode_hash}/shard-{i:03d}"
+        for i, shard in enumerate(groups)
         for video in shard
     }
-
-
-DECODE_DIRS = {m.decode_hash: decode_layout(m) for m in MODELS.values()}
+    for decode_hash, groups in DECODE_SHARDS.items()
+}
 
 
 def decode_store(m, video: str) -> str:
@@ -723,7 +726,7 @@ def model_settings(m) -> dict:
     """One model's resolved settings per stage, shown in the report."""
     settings = {
         "model": m.model,
-        "decode": {**m.decode, "videos_per_job": m.config["decode"]["videos_per_job"]},
+        "decode": m.decode_naming,
         "features": m.features,
         "tubelets": m.proposals[m.method],
         "concepts": m.concepts,

@@ -118,12 +118,11 @@ def resolve_decode(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def decode_hash(config: dict[str, Any]) -> str:
-    """The decode stores' folder name: the frames' settings and the videos a decode job
-    takes (the stores lie in a folder per job, and a new layout must not overwrite the old)."""
-    return settings_hash(
-        {**resolve_decode(config), "videos_per_job": config["decode"]["videos_per_job"]}
-    )
+def decode_naming(config: dict[str, Any]) -> dict[str, Any]:
+    """What names the decode stores' folder (and the report shows): the frames' settings
+    and the videos a decode job takes (the stores lie in a folder per job, and a new
+    layout must not overwrite the old)."""
+    return {**resolve_decode(config), "videos_per_job": config["decode"]["videos_per_job"]}
 
 
 def resolve_features(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
