@@ -16,6 +16,13 @@ the median standard error of the chosen estimator and of the reference's differe
 means on the same scores; the difference needs (their ratio)^2 as many masks for the same
 error, so the time to equal standard error is (b)/(c) x that ratio^2.
 
+The roofline lines say how far the hardware lets this go: FLOPs of one forward
+(``FlopCounterMode``), what (a) and (b) achieve of them, and a dense matrix product of the
+MLP's shape in bf16 and in fp32 on the same device. Where the forward is bound by its
+matrix products, their bf16 / fp32 ratio is the most the precision can give; on CUDA
+that rate is what CRIS's achieved share is of. With ``--model base`` it also prints the
+time of the paper's setup (30 videos x 4000 masks) at (b)'s rate.
+
 ``--model base`` builds a random VideoMAE-B-sized classifier (16 x 224 px, 12 layers x
 12 heads). Units: every (layer, head) of the model split into ``--units-per-head``
 random box concepts.
@@ -102,6 +109,23 @@ def median_stderr(scores: np.ndarray, masks: np.ndarray, estimator: str) -> floa
     """Median standard error over units of one clip's importance."""
     presence = np.ones((1, masks.shape[1]), bool)
     return float(np.median(ESTIMATES[estimator](scores[None], masks, presence)[1]))
+
+
+def matmul_rate(adapter: ModelAdapter, rows: int, dtype: torch.dtype, repeats: int = 10) -> float:
+    """FLOP/s of one (rows x width) @ (width x 4 width) product in ``dtype``: the MLP's."""
+    width = adapter.hidden_size
+    a = torch.randn(rows, width, device=adapter.device).to(dtype)
+    b = torch.randn(width, 4 * width, device=adapter.device).to(dtype)
+    a @ b
+    synchronise(adapter)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronise(adapter)
+    return repeats * 2 * rows * width * 4 * width / (time.perf_counter() - start)
+
+
+PAPER_FORWARDS = 30 * 4000  # the paper's CRIS on VideoMAE-B: 30 videos x 4000 masks
 
 
 def reference_rate(adapter: ModelAdapter, clip, tokens, n_masks: int, ratio: float) -> float:
@@ -208,6 +232,24 @@ def main() -> None:
         print(
             f"ratio (b)/(a) {mode:<6}: {rate / a:.2f}    ratio (b)/(c) {mode:<6}: {rate / c:.2f}",
             flush=True,
+        )
+    flops = adapter.flop_count().total
+    rows = args.batch * adapter.grid.size
+    peak = {dtype: matmul_rate(adapter, rows, dtype) for dtype in (ours, torch.float32)}
+    print(
+        f"roofline: one forward {flops / 1e9:.3g} GFLOP; (a) achieves "
+        f"{a * flops / 1e12:.2f} TFLOP/s, (b) {b['remove'] * flops / 1e12:.2f} = "
+        f"{b['remove'] * flops / peak[ours]:.0%} of a {rows} x {adapter.hidden_size} x "
+        f"{4 * adapter.hidden_size} matrix product in {dtype_name(ours)} "
+        f"({peak[ours] / 1e12:.2f} TFLOP/s; fp32 {peak[torch.float32] / 1e12:.2f}: "
+        f"precision can give at most {peak[ours] / peak[torch.float32]:.2f}x where the "
+        "forward is bound by its matrix products)"
+    )
+    if args.model == "base":
+        print(
+            f"paper setup ({PAPER_FORWARDS} forwards, 30 videos x 4000 masks): "
+            f"{PAPER_FORWARDS / b['remove']:.0f} s at (b)'s rate, "
+            f"{PAPER_FORWARDS * flops / 1e15:.1f} PFLOP"
         )
     # standard errors on one set of scores ("prob": a continuous score moves with every mask)
     adapter.precision = ours
