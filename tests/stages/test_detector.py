@@ -82,8 +82,18 @@ def test_the_detector_cross_validates_every_trajectory_and_fits_the_best_layer(m
     assert fitted["trained_on"] == [f"vid{i:04d}" for i in range(6)] + [
         f"vid{i:04d}-m" for i in range(6)
     ]
-    forced = detector("demo", out, DetectorSettings(**{**SETTINGS.__dict__, "layer": -1}))[2]
-    assert forced["layer"] == -1
+    # the choice cross-validated too: a row a fold with the layer that fold's training
+    # part chose; the detector's AUROC is theirs, the chosen layer's own kept beside it
+    selected = cv[cv["labels"] == "selected"]
+    assert len(selected) == 3 and set(selected["layer"]) <= {"1", "3"}
+    assert (selected["weights"] == "trained").all() and (selected["classifier"] == "mlp").all()
+    assert fitted["cv_auroc"] == pytest.approx(selected["auroc"].mean())
+    assert fitted["layer_cv_auroc"] == pytest.approx(means.max())
+    forced_cv, _, forced = detector(
+        "demo", out, DetectorSettings(**{**SETTINGS.__dict__, "layer": -1})
+    )
+    assert forced["layer"] == -1 and not (forced_cv["labels"] == "selected").any()
+    assert forced["cv_auroc"] == forced["layer_cv_auroc"]
 
 
 def test_detect_scores_videos_as_the_detector_scored_its_training_vectors(measured, tmp_path):

@@ -82,6 +82,7 @@ def test_straightening_covers_every_video_and_layer_and_beats_shuffled_time(fini
     cv = pd.read_csv(next(finished_run.glob("results/detector/*/detector_cv.tsv")), sep="\t")
     assert set(cv["weights"]) == {"pixels", "trained", "random"}
     assert (cv["labels"] == "shuffled").sum() == 5  # the fitted detector's null, 5 folds
+    assert (cv["labels"] == "selected").sum() == 5  # its layer choice, cross-validated
 
 
 def test_the_detect_rule_scores_new_videos_with_the_fitted_detector(finished_run, tmp_path):
