@@ -410,6 +410,9 @@ def code(stage: str) -> list[str]:
 # last model's CRIS and curves ran. The chain goes first; the other analyses fill the
 # cores around it. Within it, CRIS shards before occlusion (the gather waits for the
 # last shard), and each model's gather and curves, its last jobs, as soon as they can.
+# Straightening and the detector go with the chain: they need only the feature shards,
+# and left for last a detector (up to 9 s on the demo, with its layer choice nested)
+# kept one core idle before the report.
 CHAIN = [
     "features",
     "targets",
@@ -419,7 +422,14 @@ CHAIN = [
     "units",
     "occlusion",
 ]
-PRIORITY = {**dict.fromkeys(CHAIN, 1), "cris": 2, "cris_gather": 3, "curves": 3}
+PRIORITY = {
+    **dict.fromkeys(CHAIN, 1),
+    "cris": 2,
+    "cris_gather": 3,
+    "curves": 3,
+    "straightening": 1,
+    "detector": 1,
+}
 
 
 # Logs and benchmarks mirror the output paths.

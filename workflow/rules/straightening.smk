@@ -21,6 +21,7 @@ rule straightening:
         benchmark_path("straightening", "{straightening}")
     conda:
         ENV
+    priority: PRIORITY["straightening"]
     # the random-weights model runs as the features stage runs the trained one
     threads: lambda wc: model_of("straightening")(wc).feature_threads
     resources:
@@ -72,6 +73,7 @@ rule detector:
         benchmark_path("detector", "{detector}")
     conda:
         ENV
+    priority: PRIORITY["detector"]
     resources:
         mem_mb=1000,
         runtime=30,
