@@ -249,7 +249,7 @@ def summary(folds: pd.DataFrame, scores: pd.DataFrame, defects: pd.Series | None
                 f"{nested['auroc'].mean():.2f} ± {nested['auroc'].sem():.2f} "
                 f"(layers {', '.join(nested['layer'])})"
                 if len(nested)
-                else "layer configured"
+                else "none: one layer, or detector.layer set"
             ),
             "random weights, same layer": auroc(model, "random", layer, classifier),
             "pixels": auroc(model, "pixels", str(PIXELS), classifier),

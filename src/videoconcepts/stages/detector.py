@@ -143,10 +143,15 @@ def detector(
         layer: x[labelled] for w, layer, x in sets if w == "trained" and layer != ALL_LAYERS
     }
     if settings.layer is None and len(candidates) > 1:
-        nested = select_and_cross_validate(
-            candidates, generated, settings.classifier, settings.hidden, settings.max_iter,
-            settings.folds, settings.seed, groups,
-        )  # fmt: skip
+        try:
+            nested = select_and_cross_validate(
+                candidates, generated, settings.classifier, settings.hidden, settings.max_iter,
+                settings.folds, settings.seed, groups,
+            )  # fmt: skip
+        except ValueError as error:
+            raise ValueError(
+                f"{straightening_path}: {error}; set detector.layer to fit one layer unchosen"
+            ) from error
         rows.append(
             nested.folds.rename(columns={"chosen": "layer"}).assign(
                 weights="trained", classifier=settings.classifier, labels="selected"
