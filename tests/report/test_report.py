@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,3 +117,39 @@ def test_an_analysis_gets_a_page_a_card_and_a_link_only_when_it_ran(tmp_path):
         assert f'href="{back}analyses/shown/index.html"' in text
         assert f'href="{back}models/b/index.html"' in text
     assert "model a" in (root / "models" / "a" / "index.html").read_text()
+
+
+def slow_page(log, name: str, context) -> str:
+    """A page that takes 0.3 s and notes when it started (module level: pages are pickled
+    to the report's worker processes)."""
+    with open(log, "a") as file:
+        file.write(f"{name} {time.perf_counter()}\n")
+    time.sleep(0.3)
+    return f"<h2>{name} page</h2>"
+
+
+def test_the_slowest_page_is_drawn_first_and_every_body_lands_on_its_own_page(tmp_path):
+    log = tmp_path / "starts.txt"
+    page = partial(slow_page, log)
+    analyses = [
+        Analysis(name, name, partial(page, name), partial(page, f"{name} card"), first=first)
+        for name, first in [("light", False), ("heavy", True)]
+    ]
+    index = write_report(
+        tmp_path / "report",
+        [partial(page, "overview")],
+        [partial(page, "model")],
+        analyses,
+        Inputs({"a:units": ["u"], "b:units": ["v"]}),
+        ReportSettings(**defaults("report")),
+        {"models": {"a": {}, "b": {}}},
+        workers=2,
+    )
+    starts = dict(line.split() for line in log.read_text().splitlines() if "card" not in line)
+    starts = {name: float(t) for name, t in starts.items() if name != "overview"}
+    # two workers, four pages of 0.3 s: the heavy page, listed last, starts in the first pair
+    first_pair = sorted(starts.values())[:2]
+    assert starts["heavy"] in first_pair and starts["light"] > min(first_pair) + 0.2
+    root = index.parent
+    assert "heavy page" in (root / "analyses" / "heavy" / "index.html").read_text()
+    assert "light page" in (root / "analyses" / "light" / "index.html").read_text()

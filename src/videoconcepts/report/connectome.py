@@ -503,4 +503,5 @@ def card(context: Context) -> str:
     return f"<p class='note'>{shown}{gap}.</p>{image}"
 
 
-ANALYSIS = Analysis("connectome", "Concept connectomes", section, card)
+# its 18 graphs and their node clips make it the report's slowest page (5 of 15 s on the demo)
+ANALYSIS = Analysis("connectome", "Concept connectomes", section, card, first=True)

@@ -110,6 +110,8 @@ class Analysis:
     title: str
     page: Section
     card: Section
+    # drawn before the other pages: the slowest page, dispatched last, runs alone at the end
+    first: bool = False
 
 
 # --- figures and tables ------------------------------------------------------------------
@@ -323,14 +325,19 @@ def _render_page(page: tuple[Path, Sequence[Section], Context]) -> str:
     return _render(*page)
 
 
-def _render_pages(pages: list[tuple[Path, Sequence[Section], Context]], workers: int) -> list[str]:
+def _render_pages(
+    pages: list[tuple[Path, Sequence[Section], Context]], workers: int, first: Sequence[bool]
+) -> list[str]:
     """Each page's body, ``workers`` pages at a time (forked processes: a page's figures
-    and clips are its own, and its sections read only the run's outputs)."""
+    and clips are its own, and its sections read only the run's outputs), the ``first``
+    ones dispatched before the rest."""
     if workers <= 1 or len(pages) <= 1:
         return [_render_page(page) for page in pages]
     fork = multiprocessing.get_context("fork")
+    order = sorted(range(len(pages)), key=lambda i: not first[i])
     with ProcessPoolExecutor(min(workers, len(pages)), mp_context=fork) as pool:
-        return list(pool.map(_render_page, pages))
+        futures = {i: pool.submit(_render_page, pages[i]) for i in order}
+        return [futures[i].result() for i in range(len(pages))]
 
 
 def write_report(
@@ -377,7 +384,8 @@ def write_report(
         )
         for analysis in analyses
     ]
-    bodies = _render_pages(jobs, workers)
+    first = [False] * len(models) + [analysis.first for analysis in analyses]
+    bodies = _render_pages(jobs, workers, first)
     pages = {}  # folder -> (title, body, root)
     for model, body in zip(models, bodies, strict=False):
         pages[building / "models" / model] = (f": {html.escape(model)}", body, "../../")
