@@ -14,7 +14,8 @@ A mask costs one forward row of one video in all three, so the rates compare the
 work. Precision per mask differs by estimator: ``--se-masks`` masks scored our way give
 the median standard error of the chosen estimator and of the reference's difference of
 means on the same scores; the difference needs (their ratio)^2 as many masks for the same
-error, so the time to equal standard error is (b)/(c) x that ratio^2.
+error, so the time to equal standard error is (b)/(c) x that ratio^2 (``--se-masks 0``:
+the rates and the roofline only, for a model where the errors take long).
 
 The roofline lines say how far the hardware lets this go: FLOPs of one forward
 (``FlopCounterMode``), what (a) and (b) achieve of them, and a dense matrix product of the
@@ -183,7 +184,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--masks", type=int, default=256, help="masks per measurement")
     parser.add_argument("--reference-masks", type=int, default=64)
-    parser.add_argument("--se-masks", type=int, default=1024, help="masks for the errors")
+    parser.add_argument(
+        "--se-masks", type=int, default=1024, help="masks for the errors (0: rates only)"
+    )
     parser.add_argument("--units-per-head", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
@@ -195,7 +198,7 @@ def main() -> None:
 
     adapter = build_adapter(args.model, args.device)
     ours = pick_precision(args.precision, adapter.device)
-    if args.se_masks < 4 * adapter.num_layers * adapter.num_heads * args.units_per_head:
+    if 0 < args.se_masks < 4 * adapter.num_layers * adapter.num_heads * args.units_per_head:
         # with masks near the units the regression's ridge shrinks its errors: no comparison
         parser.error("--se-masks must be at least 4x the units (layers x heads x units per head)")
     shape = (1, adapter.num_frames, adapter.image_size, adapter.image_size, 3)
@@ -251,6 +254,8 @@ def main() -> None:
             f"{PAPER_FORWARDS / b['remove']:.0f} s at (b)'s rate, "
             f"{PAPER_FORWARDS * flops / 1e15:.1f} PFLOP"
         )
+    if not args.se_masks:
+        return
     # standard errors on one set of scores ("prob": a continuous score moves with every mask)
     adapter.precision = ours
     se_masks = sample_masks(args.se_masks, n_units, 0.5, seed=1)
