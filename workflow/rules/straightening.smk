@@ -19,9 +19,9 @@ rule straightening:
         log_path("straightening", "{straightening}"),
     benchmark:
         benchmark_path("straightening", "{straightening}")
+    priority: PRIORITY["straightening"]
     conda:
         ENV
-    priority: PRIORITY["straightening"]
     # the random-weights model runs as the features stage runs the trained one
     threads: lambda wc: model_of("straightening")(wc).feature_threads
     resources:
@@ -71,9 +71,9 @@ rule detector:
         log_path("detector", "{detector}"),
     benchmark:
         benchmark_path("detector", "{detector}")
+    priority: PRIORITY["detector"]
     conda:
         ENV
-    priority: PRIORITY["detector"]
     resources:
         mem_mb=1000,
         runtime=30,
