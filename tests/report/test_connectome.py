@@ -68,7 +68,7 @@ def write_stage(root: Path, model: str) -> dict[str, list[str]]:
             layers.append((model, c, layer, 4, 0.25, 2, 2, 0.5, 0.9))
         fidelity.append((model, c, -1, "none", 0, 0.0, 0.0, 1, 1.0, 5.0))
         for layer in LAYERS:
-            for direction, drop in (("concept", 0.5), ("random", 0.1)):
+            for direction, drop in (("concept", 0.5), ("random", 0.1), ("mean", 0.3)):
                 for factor in (1.0, 2.0):
                     accuracy = 1 - drop * factor / 2
                     row = (model, c, layer, direction, 0, factor, 10 * factor, 1, accuracy, 4.0)

@@ -12,11 +12,17 @@ from helpers import cpu, decode_all
 
 from videoconcepts.demo.synthetic import generate_dataset
 from videoconcepts.models import load_adapter
-from videoconcepts.stages.connectome import ConnectomeSettings, blanked, connectome, safe_name
+from videoconcepts.stages.connectome import (
+    ConnectomeSettings,
+    blanked,
+    connectome,
+    safe_name,
+    validation,
+)
 from videoconcepts.stages.features import FeatureSettings, write_feature_store
 from videoconcepts.stages.targets import TargetSettings, target_table
 from videoconcepts.stores.base import write_table
-from videoconcepts.stores.connectome import open_connectome
+from videoconcepts.stores.connectome import FIDELITY_COLUMNS, open_connectome
 
 LAYERS = [1, 2, 3]
 SETTINGS = ConnectomeSettings(
@@ -110,7 +116,42 @@ def test_suppression_starts_at_the_unchanged_model_and_is_scored_per_class(run):
         assert none["accuracy"].iloc[0] == pytest.approx((rows["predicted"] == target).mean())
         moved = fidelity[(fidelity["class"] == c) & (fidelity["direction"] != "none")]
         assert set(moved["eps_factor"]) <= set(SETTINGS.eps)
-        assert (moved.groupby("direction").size() > 0).all()
+        assert set(moved["direction"]) == {"concept", "random", "mean"}
+        # one mean-token control per layer with a concept, at every eps
+        mean = moved[moved["direction"] == "mean"]
+        assert len(mean) == len(set(moved["layer"])) * len(SETTINGS.eps)
     checks = tables["validation"].set_index("check")
-    assert {"aps_logit_sum_pearson", "suppression_accuracy_area_gap"} <= set(checks.index)
+    assert {
+        "aps_logit_sum_pearson",
+        "suppression_accuracy_area_gap",
+        "suppression_accuracy_area_gap_mean_token",
+    } <= set(checks.index)
     assert isinstance(tables["layers"], pd.DataFrame) and len(tables["layers"]) == 2 * len(LAYERS)
+
+
+def test_suppression_gaps_compare_each_concept_with_random_and_with_the_mean_token():
+    """Planted curves: accuracy 1 - drop * eps / 2 at eps 1 and 2, so a curve's area is
+    1 - drop / 2. Concepts drop 0.5, random directions 0.1; the mean token drops as much
+    as the concepts in one model and 0.2 in the other."""
+    nodes = pd.DataFrame({"class": ["a"] * 3, "aps": [1.0, 2.0, 3.0], "logit_sum": [1, 3, 2]})
+
+    def table(mean_drop: float) -> pd.DataFrame:
+        rows = [("m", "a", -1, "none", 0, 0.0, 0.0, 4, 1.0, 0.0)]
+        for layer in (1, 3):
+            curves = [("concept", r, 0.5) for r in range(2)] + [
+                ("random", r, 0.1) for r in range(2)
+            ]
+            for direction, repeat, drop in [*curves, ("mean", 0, mean_drop)]:
+                for eps in (1.0, 2.0):
+                    rows.append(
+                        ("m", "a", layer, direction, repeat, eps, eps, 4, 1 - drop * eps / 2, 0.0)
+                    )
+        return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
+
+    for mean_drop, expected in ((0.5, 0.0), (0.2, 0.15)):
+        checks = validation("m", nodes, table(mean_drop)).set_index("check")
+        random_gap = checks.loc["suppression_accuracy_area_gap"]
+        mean_gap = checks.loc["suppression_accuracy_area_gap_mean_token"]
+        assert random_gap["value"] == pytest.approx(0.2) and random_gap["n"] == 4
+        # every concept is paired with its class and layer's one mean-token curve
+        assert mean_gap["value"] == pytest.approx(expected) and mean_gap["n"] == 4

@@ -32,7 +32,12 @@ from videoconcepts.stores.decode import Clips
 # Classes drawn per model (in the nodes table's order): a graph each.
 MAX_GRAPHS = 12
 THUMB_HEIGHT = 96  # pixels of an exemplar thumbnail before matplotlib scales it
-DIRECTION_COLOURS = {"concept": OKABE_ITO[1], "random": "#555555"}
+DIRECTION_COLOURS = {"concept": OKABE_ITO[1], "random": "#555555", "mean": OKABE_ITO[4]}
+DIRECTION_NAMES = {
+    "concept": "concept directions",
+    "random": "random directions",
+    "mean": "the layer's mean token",
+}
 ABOVE, BELOW, DROPPED = "#222222", OKABE_ITO[1], "#BBBBBB"
 # Graph layout, in data units: a node's thumbnail is THUMB wide on a grid of 1 per node
 # and ROW per layer, its label below it.
@@ -309,8 +314,8 @@ def suppression_figure(fidelity: pd.DataFrame, validation: pd.DataFrame, path: P
                 y,
                 marker="o",
                 color=colour,
-                linestyle="-" if direction == "concept" else "--",
-                label=f"{direction} directions",
+                linestyle={"concept": "-", "random": "--"}.get(direction, ":"),
+                label=DIRECTION_NAMES[direction],
             )
             ax.fill_between(
                 x, y - np.nan_to_num(se), y + np.nan_to_num(se), color=colour, alpha=0.15
@@ -325,7 +330,7 @@ def suppression_figure(fidelity: pd.DataFrame, validation: pd.DataFrame, path: P
             ylabel="accuracy" if value == "accuracy" else "target score (metric)",
         )
         ax.grid(alpha=0.3)
-    fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)
+    fig.legend(*axs[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
     fig.suptitle("Concept suppression: a direction taken off every token of a layer")
     return save(fig, path)
 
@@ -461,7 +466,10 @@ the rest dimmed and the segment outlined in yellow.</p>
 random one) taken off every token of its layer by eps times the layer's mean token norm,
 on the class's videos; eps 0 is the unchanged model. The area gap is how much more area
 under the curve a random direction leaves than a concept's (&gt; 0: the concepts matter
-more; p: Wilcoxon signed-rank over class, layer and repeat). Below it, every concept's
+more; p: Wilcoxon signed-rank over class, layer and repeat). Centroids of features that
+share a large common part point along it, so the layer's mean token is taken off too
+(dotted): the <code>_mean_token</code> gap says whether a concept's direction does more
+than that common part. Below it, every concept's
 average path strength to its class against the summed target score of its segments
 shown alone: a connectome that tracks the model puts high-scoring concepts on strong
 paths. Pooled over classes (as the paper plots it) the correlation also compares
