@@ -32,7 +32,7 @@ from videoconcepts.stores.decode import Clips
 # Classes drawn per model (in the nodes table's order): a graph each.
 MAX_GRAPHS = 12
 THUMB_HEIGHT = 96  # pixels of an exemplar thumbnail before matplotlib scales it
-DIRECTION_COLOURS = {"concept": OKABE_ITO[1], "random": "#555555", "mean": OKABE_ITO[4]}
+DIRECTION_COLOURS = {"concept": OKABE_ITO[1], "random": "#555555", "mean": OKABE_ITO[0]}
 DIRECTION_NAMES = {
     "concept": "concept directions",
     "random": "random directions",
@@ -320,10 +320,14 @@ def suppression_figure(fidelity: pd.DataFrame, validation: pd.DataFrame, path: P
             ax.fill_between(
                 x, y - np.nan_to_num(se), y + np.nan_to_num(se), color=colour, alpha=0.15
             )
-        gap = check(validation, model, f"suppression_{value}_area_gap")
         title = model
-        if gap is not None:
-            title += f"\narea gap {number(gap['value'], '.3f')} (p {number(gap['p_value'], '.2g')})"
+        for control, suffix in (("random", ""), ("mean token", "_mean_token")):
+            gap = check(validation, model, f"suppression_{value}_area_gap{suffix}")
+            if gap is not None:
+                title += (
+                    f"\narea gap vs {control} {number(gap['value'], '.3f')} "
+                    f"(p {number(gap['p_value'], '.2g')})"
+                )
         ax.set(
             title=title,
             xlabel="eps (x the layer's mean token norm)",
