@@ -32,11 +32,11 @@ from videoconcepts.stores.decode import Clips
 # Classes drawn per model (in the nodes table's order): a graph each.
 MAX_GRAPHS = 12
 THUMB_HEIGHT = 96  # pixels of an exemplar thumbnail before matplotlib scales it
-DIRECTION_COLOURS = {"concept": OKABE_ITO[1], "random": "#555555", "mean": OKABE_ITO[0]}
-DIRECTION_NAMES = {
-    "concept": "concept directions",
-    "random": "random directions",
-    "mean": "the layer's mean token",
+# suppression directions: (legend label, colour, line style)
+DIRECTIONS = {
+    "concept": ("concept directions", OKABE_ITO[1], "-"),
+    "random": ("random directions", "#555555", "--"),
+    "mean": ("the layer's mean token", OKABE_ITO[0], ":"),
 }
 ABOVE, BELOW, DROPPED = "#222222", OKABE_ITO[1], "#BBBBBB"
 # Graph layout, in data units: a node's thumbnail is THUMB wide on a grid of 1 per node
@@ -301,7 +301,7 @@ def suppression_figure(fidelity: pd.DataFrame, validation: pd.DataFrame, path: P
         rows = fidelity[fidelity["model"] == model]
         value = measure(rows)
         base = rows[rows["direction"] == "none"][value]
-        for direction, colour in DIRECTION_COLOURS.items():
+        for direction, (label, colour, style) in DIRECTIONS.items():
             part = rows[rows["direction"] == direction]
             if part.empty:
                 continue
@@ -314,8 +314,8 @@ def suppression_figure(fidelity: pd.DataFrame, validation: pd.DataFrame, path: P
                 y,
                 marker="o",
                 color=colour,
-                linestyle={"concept": "-", "random": "--"}.get(direction, ":"),
-                label=DIRECTION_NAMES[direction],
+                linestyle=style,
+                label=label,
             )
             ax.fill_between(
                 x, y - np.nan_to_num(se), y + np.nan_to_num(se), color=colour, alpha=0.15
